@@ -1,0 +1,1 @@
+"""Shared test helpers: real peers started on loopback, validators, fakes."""
