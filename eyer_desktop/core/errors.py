@@ -45,3 +45,20 @@ class ExamError(EyerError):
 
 class ConversionError(EyerError):
     """An image or exam cannot be turned into a valid DICOM file."""
+
+
+class DeliveryError(EyerError):
+    """Sending to, or querying, a server failed.
+
+    Attributes:
+        transient: True when retrying later may succeed (connection refused,
+            timeout, aborted association, HTTP 5xx); False when the server
+            rejected the request and a retry without a change would fail again
+            (rejected association, failure status, HTTP 4xx).
+        code: The DICOM status or HTTP status code, when the server sent one.
+    """
+
+    def __init__(self, message: str, *, transient: bool, code: int | None = None):
+        self.transient = transient
+        self.code = code
+        super().__init__(message)
