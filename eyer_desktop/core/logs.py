@@ -1,0 +1,70 @@
+"""Logging set-up shared by the command line and the desktop application.
+
+Log records go to a rotating file in the profile's log folder, so the clinic's
+IT person finds a history there, and optionally to standard error. Patient
+names, patient IDs and secrets must never be passed to a logger; modules log
+exam ids, server keys and DICOM UIDs instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+LOG_FILE_NAME = "eyer-desktop.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
+MAX_LOG_BYTES = 2 * 1024 * 1024
+LOG_BACKUP_COUNT = 5
+
+
+def configure_logging(
+    log_dir: Path | None, *, console_level: int | None = logging.WARNING
+) -> Path | None:
+    """Send log records to a rotating file in ``log_dir`` and to standard error.
+
+    Args:
+        log_dir: Folder of the log file; None logs to standard error only.
+        console_level: Lowest level shown on standard error; None shows nothing.
+
+    Returns:
+        The log file's path, or None when it could not be opened (the reason is
+        logged to standard error and the program carries on without a file).
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+
+    if console_level is not None:
+        console = logging.StreamHandler()
+        console.setLevel(console_level)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(console)
+
+    log_file = None
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = log_dir / LOG_FILE_NAME
+            file_handler = logging.handlers.RotatingFileHandler(
+                log_file,
+                maxBytes=MAX_LOG_BYTES,
+                backupCount=LOG_BACKUP_COUNT,
+                encoding="utf-8",
+            )
+        except OSError as error:
+            logging.getLogger(__name__).warning(
+                "cannot open the log file in %s: %s", log_dir, error
+            )
+            log_file = None
+        else:
+            file_handler.setLevel(logging.INFO)
+            file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            root.addHandler(file_handler)
+
+    # pynetdicom logs every PDU at DEBUG and, unless told otherwise, the
+    # identifiers of queries, which carry patient data.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    return log_file
