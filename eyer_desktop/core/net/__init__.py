@@ -16,6 +16,7 @@ from eyer_desktop.core.net.store import (
 )
 from eyer_desktop.core.net.tls import TlsSettings, create_ssl_context
 from eyer_desktop.core.net.transcode import StoreFallback
+from eyer_desktop.core.net.worklist import WorklistItem, WorklistQuery, query_worklist
 
 __all__ = [
     "DicomEndpoint",
@@ -25,10 +26,13 @@ __all__ = [
     "StoreReport",
     "StoreStatus",
     "TlsSettings",
+    "WorklistItem",
+    "WorklistQuery",
     "create_ssl_context",
     "describe_store_status",
     "echo",
     "open_association",
     "probe_storage",
+    "query_worklist",
     "store",
 ]

@@ -81,8 +81,8 @@ class DicomEndpoint:
             raise ValidationError(
                 "Port", self.port, "out of range", "Enter a port from 1 to 65535."
             )
-        _validate_ae_title("AE Title", self.calling_ae)
-        _validate_ae_title("AET", self.called_ae)
+        validate_ae_title("AE Title", self.calling_ae)
+        validate_ae_title("AET", self.called_ae)
         for name in (
             "connect_timeout",
             "acse_timeout",
@@ -95,7 +95,8 @@ class DicomEndpoint:
         return f"{self.called_ae}@{self.host}:{self.port}"
 
 
-def _validate_ae_title(field: str, value: str) -> None:
+def validate_ae_title(field: str, value: str) -> None:
+    """Raise ValidationError unless ``value`` is a valid AE title for ``field``."""
     problem = ""
     if not value.strip():
         problem = "empty"

@@ -1,0 +1,398 @@
+"""Modality Worklist query (C-FIND) and the items it returns.
+
+Servers differ in how they match non-ASCII names: dcmtk's wlmscpfs compares
+bytes, so a name stored in ISO_IR 100 never matches a query encoded in UTF-8.
+The query therefore sends only the ASCII part of a name pattern, with each
+run of other characters widened to ``*``, and the full pattern is applied to
+the decoded names here. ASCII wildcard matching is left to the server, and
+the local filter ignores case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pydicom.valuerep import PersonName
+from pynetdicom.association import Association
+from pynetdicom.presentation import build_context
+from pynetdicom.status import (
+    MODALITY_WORKLIST_SERVICE_CLASS_STATUS,
+    code_to_category,
+)
+
+from eyer_desktop.core.errors import DeliveryError, ValidationError
+from eyer_desktop.core.exams import (
+    ClinicDocument,
+    Patient,
+    PatientName,
+    Sex,
+    WorklistLink,
+)
+from eyer_desktop.core.net.association import (
+    DicomEndpoint,
+    open_association,
+    validate_ae_title,
+)
+
+logger = logging.getLogger(__name__)
+
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+MAX_PN_COMPONENT_GROUP_LENGTH = 64
+MAX_CS_LENGTH = 16
+TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+_CS_PATTERN = re.compile(r"[A-Z0-9 _]*")
+
+
+def _today_range() -> tuple[dt.date, dt.date]:
+    today = dt.date.today()
+    return today, today
+
+
+@dataclass(frozen=True)
+class WorklistQuery:
+    """Matching keys of a worklist query; an empty value matches anything.
+
+    Attributes:
+        station_ae_title: ScheduledStationAETitle to match, usually this
+            application's own AE title.
+        modality: Modality of the scheduled step, for example ``OP``.
+        dates: First and last scheduled date, inclusive; None matches any
+            date. Defaults to today.
+        patient_name: PatientName pattern, with ``*`` for any run of
+            characters and ``?`` for one character (``SILVA*``).
+    """
+
+    station_ae_title: str = ""
+    modality: str = ""
+    dates: tuple[dt.date, dt.date] | None = field(default_factory=_today_range)
+    patient_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.station_ae_title:
+            validate_ae_title("Scheduled station AE title", self.station_ae_title)
+        if len(self.modality) > MAX_CS_LENGTH or not _CS_PATTERN.fullmatch(
+            self.modality
+        ):
+            raise ValidationError(
+                "Modality",
+                self.modality,
+                "not a DICOM code string",
+                "Use capital letters and digits, for example OP.",
+            )
+        if self.dates is not None and self.dates[0] > self.dates[1]:
+            raise ValidationError(
+                "Dates",
+                f"{self.dates[0]:%Y-%m-%d} to {self.dates[1]:%Y-%m-%d}",
+                "the first date is after the last",
+                "Swap the two dates.",
+            )
+        if "\\" in self.patient_name or (
+            len(self.patient_name) > MAX_PN_COMPONENT_GROUP_LENGTH
+        ):
+            raise ValidationError(
+                "Patient name",
+                None,
+                "contains a backslash or is longer than 64 characters",
+                "Type part of the name, for example SILVA*.",
+            )
+
+    def identifier(self) -> Dataset:
+        """Build the C-FIND request identifier: matching and return keys."""
+        identifier = Dataset()
+
+        # Patient
+        identifier.PatientName = server_name_pattern(self.patient_name)
+        identifier.PatientID = ""
+        identifier.IssuerOfPatientID = ""
+        identifier.PatientBirthDate = ""
+        identifier.PatientSex = ""
+
+        # Imaging Service Request and Requested Procedure
+        identifier.AccessionNumber = ""
+        identifier.ReferringPhysicianName = ""
+        identifier.StudyInstanceUID = ""
+        identifier.RequestedProcedureID = ""
+        identifier.RequestedProcedureDescription = ""
+
+        # Scheduled Procedure Step
+        step = Dataset()
+        step.ScheduledStationAETitle = self.station_ae_title
+        step.ScheduledProcedureStepStartDate = _date_range(self.dates)
+        step.ScheduledProcedureStepStartTime = ""
+        step.Modality = self.modality
+        step.ScheduledPerformingPhysicianName = ""
+        step.ScheduledProcedureStepDescription = ""
+        step.ScheduledProcedureStepID = ""
+        step.ScheduledStationName = ""
+        identifier.ScheduledProcedureStepSequence = [step]
+        return identifier
+
+    def matches_name(self, name: str) -> bool:
+        """Return whether a decoded PatientName matches ``patient_name``."""
+        if not self.patient_name:
+            return True
+        return _wildcard_regex(self.patient_name).fullmatch(name.casefold()) is not None
+
+
+def server_name_pattern(pattern: str) -> str:
+    """Return the ASCII pattern sent to the server for a name pattern.
+
+    Each run of non-ASCII characters becomes ``*``, so the server returns
+    every name that could match whatever character set it stores names in.
+    """
+    widened = re.sub(r"[^\x00-\x7f]+", "*", pattern)
+    return re.sub(r"\*{2,}", "*", widened)
+
+
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for char in pattern.casefold():
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _date_range(dates: tuple[dt.date, dt.date] | None) -> str:
+    if dates is None:
+        return ""
+    first, last = dates
+    if first == last:
+        return f"{first:%Y%m%d}"
+    return f"{first:%Y%m%d}-{last:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    """One scheduled procedure step returned by a worklist query.
+
+    Attributes:
+        patient_dicom_name: PatientName as DICOM writes it (``FAMILY^GIVEN``).
+        referring_physician_name: ReferringPhysicianName in DICOM form.
+        scheduled_date: ScheduledProcedureStepStartDate; None when absent or
+            invalid.
+        scheduled_time: ScheduledProcedureStepStartTime; None when absent or
+            invalid.
+    """
+
+    patient_name: PatientName
+    patient_dicom_name: str
+    patient_id: str
+    issuer_of_patient_id: str
+    birth_date: dt.date | None
+    sex: Sex | None
+    accession_number: str
+    study_instance_uid: str
+    requested_procedure_id: str
+    requested_procedure_description: str
+    scheduled_procedure_step_id: str
+    scheduled_procedure_step_description: str
+    scheduled_date: dt.date | None
+    scheduled_time: dt.time | None
+    modality: str
+    station_ae_title: str
+    referring_physician_name: str
+
+    @classmethod
+    def from_identifier(cls, identifier: Dataset) -> WorklistItem:
+        """Map a C-FIND response identifier, decoded in its character set."""
+        _set_missing_character_set(identifier)
+        steps = identifier.get("ScheduledProcedureStepSequence") or [Dataset()]
+        step = steps[0]
+        dicom_name = _text(identifier, "PatientName")
+        person = PersonName(dicom_name)
+        return cls(
+            patient_name=PatientName(
+                family=str(person.family_name),
+                given=str(person.given_name),
+                middle=str(person.middle_name),
+            ),
+            patient_dicom_name=dicom_name,
+            patient_id=_text(identifier, "PatientID"),
+            issuer_of_patient_id=_text(identifier, "IssuerOfPatientID"),
+            birth_date=_parse_date(_text(identifier, "PatientBirthDate")),
+            sex=_parse_sex(_text(identifier, "PatientSex")),
+            accession_number=_text(identifier, "AccessionNumber"),
+            study_instance_uid=_text(identifier, "StudyInstanceUID"),
+            requested_procedure_id=_text(identifier, "RequestedProcedureID"),
+            requested_procedure_description=_text(
+                identifier, "RequestedProcedureDescription"
+            ),
+            scheduled_procedure_step_id=_text(step, "ScheduledProcedureStepID"),
+            scheduled_procedure_step_description=_text(
+                step, "ScheduledProcedureStepDescription"
+            ),
+            scheduled_date=_parse_date(_text(step, "ScheduledProcedureStepStartDate")),
+            scheduled_time=_parse_time(_text(step, "ScheduledProcedureStepStartTime")),
+            modality=_text(step, "Modality"),
+            station_ae_title=_text(step, "ScheduledStationAETitle"),
+            referring_physician_name=_text(identifier, "ReferringPhysicianName"),
+        )
+
+    def to_worklist_link(self) -> WorklistLink:
+        """Return the values an exam created from this item takes along."""
+        return WorklistLink(
+            accession_number=self.accession_number,
+            study_instance_uid=self.study_instance_uid,
+            requested_procedure_id=self.requested_procedure_id,
+            requested_procedure_description=self.requested_procedure_description,
+            scheduled_procedure_step_id=self.scheduled_procedure_step_id,
+            referring_physician_name=self.referring_physician_name,
+            patient_id=self.patient_id,
+            issuer_of_patient_id=self.issuer_of_patient_id,
+        )
+
+    def to_patient(self, document_type: str = "") -> Patient:
+        """Return the exam's patient, identified by the worklist's patient ID.
+
+        Args:
+            document_type: Type of the clinic document the patient ID is; the
+                issuer of the patient ID when empty.
+        """
+        return Patient(
+            name=PatientName(
+                family=self.patient_name.family,
+                given=self.patient_name.given,
+                middle=self.patient_name.middle,
+            ),
+            document=ClinicDocument(
+                type=document_type or self.issuer_of_patient_id,
+                number=self.patient_id,
+            ),
+            sex=self.sex,
+            birth_date=self.birth_date,
+        )
+
+
+def _set_missing_character_set(identifier: Dataset) -> None:
+    """Pick a character set for an identifier sent without one.
+
+    Some servers send non-ASCII text with no SpecificCharacterSet. Text that
+    is valid UTF-8 is taken as ISO_IR 192, anything else as ISO_IR 100 (the
+    Latin-1 set most such servers use).
+    """
+    if identifier.get("SpecificCharacterSet"):
+        return
+
+    # Only top-level values are looked at, still undecoded, through
+    # get_item(): iterating the dataset would decode every element before the
+    # character set is chosen. Sequence items are decoded later, with the
+    # character set chosen here.
+    tags = list(identifier.keys())
+    elements = [identifier.get_item(tag) for tag in tags]
+    encoded = [
+        element.value
+        for element in elements
+        if element is not None
+        and element.VR in TEXT_VRS
+        and isinstance(element.value, bytes)
+    ]
+    if all(value.isascii() for value in encoded):
+        return
+    try:
+        for value in encoded:
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        identifier.SpecificCharacterSet = "ISO_IR 100"
+    else:
+        identifier.SpecificCharacterSet = "ISO_IR 192"
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+def _parse_date(value: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(value, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _parse_time(value: str) -> dt.time | None:
+    digits = value.split(".", maxsplit=1)[0].replace(":", "")
+    formats = {2: "%H", 4: "%H%M", 6: "%H%M%S"}
+    time_format = formats.get(len(digits))
+    if time_format is None:
+        return None
+    try:
+        return dt.datetime.strptime(digits, time_format).time()
+    except ValueError:
+        return None
+
+
+def _parse_sex(value: str) -> Sex | None:
+    try:
+        return Sex(value)
+    except ValueError:
+        return None
+
+
+def query_worklist(endpoint: DicomEndpoint, query: WorklistQuery) -> list[WorklistItem]:
+    """Query the worklist at ``endpoint`` and return the matching items.
+
+    Raises:
+        DeliveryError: The association failed, the server rejected the
+            Modality Worklist model, answered with a failure status, or the
+            association ended before the last response.
+    """
+    contexts = [build_context(MODALITY_WORKLIST_FIND)]
+    with open_association(endpoint, contexts) as assoc:
+        identifiers = list(_find(endpoint, assoc, query.identifier()))
+
+    items = [WorklistItem.from_identifier(identifier) for identifier in identifiers]
+    matching = [item for item in items if query.matches_name(item.patient_dicom_name)]
+    logger.info(
+        "Worklist query to %s: %d items returned, %d kept",
+        endpoint,
+        len(items),
+        len(matching),
+    )
+    return matching
+
+
+def _find(
+    endpoint: DicomEndpoint, assoc: Association, identifier: Dataset
+) -> Iterator[Dataset]:
+    responses = assoc.send_c_find(identifier, MODALITY_WORKLIST_FIND)
+    for status, response_identifier in responses:
+        code = status.get("Status") if status is not None else None
+        if code is None:
+            raise DeliveryError(
+                f"Worklist query to {endpoint} ended early: the association was "
+                "aborted, or the server did not answer within "
+                f"{endpoint.dimse_timeout:g} s.",
+                transient=True,
+            )
+
+        category = code_to_category(int(code))
+        if category == "Pending":
+            if response_identifier is not None:
+                yield response_identifier
+            continue
+        if category in ("Success", "Cancel"):
+            return
+        raise DeliveryError(
+            f"{endpoint} failed the worklist query: status 0x{code:04X}, "
+            f"{_describe_find_status(int(code))}.",
+            transient=False,
+            code=int(code),
+        )
+
+
+def _describe_find_status(code: int) -> str:
+    known = MODALITY_WORKLIST_SERVICE_CLASS_STATUS.get(code)
+    if known is not None and known[1]:
+        return str(known[1])
+    return code_to_category(code)
