@@ -254,14 +254,26 @@ def exam_from_json(
     return exam
 
 
-def patient_from_json(data: object, field: str = "patient") -> Patient:
+def patient_from_json(
+    data: object, field: str = "patient", *, today: dt.date | None = None
+) -> Patient:
     """Build a patient from its manifest object, validating every field.
+
+    When ``today`` is given, a birth date after it is a problem too.
 
     Raises:
         ExamValidationError: Every problem found, with its field path.
     """
     reader = _ManifestReader(None)
     patient = reader.patient(data, field)
+    birth_date = patient.birth_date
+    if today is not None and birth_date is not None and birth_date > today:
+        reader.add(
+            f"{field}.birth_date",
+            birth_date.isoformat(),
+            "is in the future",
+            "Correct the birth date",
+        )
     if reader.problems:
         raise ExamValidationError("patient data", reader.problems)
     return patient
