@@ -67,8 +67,8 @@ class FakeSender:
     def hold_until(
         self, server_key: str, gate: threading.Event, *, released_by: str
     ) -> None:
-        """Make sends to ``server_key`` wait for ``gate``, which a send to
-        ``released_by`` sets."""
+        """Make sends to ``server_key`` wait until a send to ``released_by`` sets
+        ``gate``, for at most 10 s."""
         with self._lock:
             self._gates[server_key] = gate
             self._releases[released_by] = gate
