@@ -82,7 +82,7 @@ def _fsync_folder(folder: Path) -> None:
     """Flush the folder entry of a renamed file, where the OS supports it.
 
     POSIX needs it for the rename to survive a power cut. Windows cannot open a
-    folder as a file, and there NTFS journals the rename itself.
+    folder with ``os.open``, so there this step is skipped.
     """
     try:
         descriptor = os.open(folder, os.O_RDONLY)

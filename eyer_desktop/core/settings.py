@@ -43,8 +43,8 @@ DOCUMENT_KIND = "settings"
 LO_MAX_BYTES = 64
 
 # Room kept in PatientID for the clinic document after the prefix. Brazilian
-# CNS numbers have 15 digits and formatted CPF numbers 14 characters, and most
-# medical record numbers are shorter than 20 characters.
+# CNS numbers have 15 digits and formatted CPF numbers 14 characters. That most
+# medical record numbers fit in 20 characters is an estimate.
 TYPICAL_DOCUMENT_BYTES = 20
 MAX_PREFIX_BYTES = LO_MAX_BYTES - TYPICAL_DOCUMENT_BYTES
 
