@@ -1,10 +1,10 @@
 """Real dcmtk peers on loopback: storescp and wlmscpfs, started per test.
 
-Each server listens on a free port of 127.0.0.1, is awaited until it accepts
-TCP connections, and is stopped by its PID when the test ends. Use the
-context managers directly, or the fixtures after::
+Each server listens on a free port of 127.0.0.1, is awaited until it listens,
+and is stopped by its PID when the test ends. Use the context managers
+directly, or import the fixtures into a test module::
 
-    pytest_plugins = ["tests.helpers.dcmtk"]
+    from tests.helpers.dcmtk import storescp_jpeg_fixture  # noqa: F401
 
 Worklist files are written with dcmtk's dump2dcm from a dump text encoded in
 the file's own character set, the way a RIS would write them.
@@ -325,22 +325,22 @@ def run_wlmscpfs(data_root: Path, ae_title: str = "WLMSCP") -> Iterator[DcmtkSer
         yield server
 
 
-@pytest.fixture
-def storescp_jpeg(tmp_path: Path) -> Iterator[DcmtkServer]:
+@pytest.fixture(name="storescp_jpeg")
+def storescp_jpeg_fixture(tmp_path: Path) -> Iterator[DcmtkServer]:
     """storescp accepting JPEG Baseline (``+xa``)."""
     with run_storescp(tmp_path / "received-jpeg", accept_jpeg=True) as server:
         yield server
 
 
-@pytest.fixture
-def storescp_uncompressed(tmp_path: Path) -> Iterator[DcmtkServer]:
+@pytest.fixture(name="storescp_uncompressed")
+def storescp_uncompressed_fixture(tmp_path: Path) -> Iterator[DcmtkServer]:
     """storescp in its default mode: uncompressed transfer syntaxes only."""
     with run_storescp(tmp_path / "received-native", accept_jpeg=False) as server:
         yield server
 
 
-@pytest.fixture
-def wlmscpfs_server(tmp_path: Path) -> Iterator[DcmtkServer]:
+@pytest.fixture(name="wlmscpfs_server")
+def wlmscpfs_server_fixture(tmp_path: Path) -> Iterator[DcmtkServer]:
     """wlmscpfs with an empty worklist folder for AE title WLMSCP."""
     with run_wlmscpfs(tmp_path / "worklists") as server:
         yield server

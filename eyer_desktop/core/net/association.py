@@ -202,9 +202,23 @@ class _TunedAssociationSocket(AssociationSocket):
         return sock
 
     def _close_failed_socket(self) -> None:
-        if self.socket is not None:
-            self._shutdown_socket()
-            self.socket = None
+        self._shutdown_socket()
+        self.socket = None
+
+    def _shutdown_socket(self) -> None:
+        """Shut the connection down and close the socket.
+
+        pynetdicom's own version skips close() when shutdown() fails, as it
+        does after the peer closed the connection, which leaks the socket.
+        """
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            logger.debug("Socket shutdown failed; closing it anyway")
+        sock.close()
 
     def _rearm_quickack(self) -> None:
         quickack = getattr(socket, "TCP_QUICKACK", None)
@@ -329,11 +343,12 @@ def _association_failure(
         return _connection_error(endpoint, connect_error)
 
     if response is not None and response.result == 0:
-        proposed = ", ".join(_describe_context(cx) for cx in assoc.rejected_contexts)
         logger.info("%s accepted no presentation context", endpoint)
         return DeliveryError(
-            f"{endpoint} accepted none of the proposed presentation contexts "
-            f"({proposed}). Ask the server's administrator to accept them.",
+            f"{endpoint} rejected every SOP class proposed: "
+            f"{describe_contexts(assoc.requestor.requested_contexts)}. Ask the "
+            "server's administrator to accept them, or, for OP images, choose a "
+            "fallback SOP class for this server.",
             transient=False,
         )
 
@@ -346,9 +361,15 @@ def _association_failure(
             transient=True,
         )
     logger.info("Association request to %s aborted", endpoint)
+    advice = "Try again later; if it persists, check the server's log."
+    if endpoint.tls is not None:
+        advice = (
+            "With TLS this usually means the server did not accept this "
+            "application's certificate: check the certificate and key files."
+        )
     return DeliveryError(
-        f"{endpoint} aborted the association request. Try again later; if it "
-        "persists, check the server's log.",
+        f"{endpoint} aborted the association request or closed the connection. "
+        f"{advice}",
         transient=True,
     )
 
@@ -387,7 +408,8 @@ def _connection_error(endpoint: DicomEndpoint, err: OSError) -> DeliveryError:
     logger.info("Connection to %s failed: %s", endpoint, err)
     if isinstance(err, ssl.SSLCertVerificationError):
         return DeliveryError(
-            f"TLS certificate of {endpoint} was rejected: {err.verify_message}. "
+            f"TLS certificate of {endpoint} was rejected: "
+            f"{str(err.verify_message).rstrip('.')}. "
             "Check the CA file and that the certificate names this host.",
             transient=False,
         )
@@ -418,11 +440,18 @@ def _connection_error(endpoint: DicomEndpoint, err: OSError) -> DeliveryError:
     )
 
 
-def _describe_context(context: PresentationContext) -> str:
-    syntaxes = "/".join(str(uid.name) for uid in context.transfer_syntax)
-    abstract_syntax = context.abstract_syntax
-    name = "?" if abstract_syntax is None else abstract_syntax.name
-    return f"{name} with {syntaxes}"
+def describe_contexts(contexts: Sequence[PresentationContext]) -> str:
+    """Return the SOP classes of ``contexts`` with their transfer syntaxes."""
+    syntaxes_by_class: dict[str, list[str]] = {}
+    for context in contexts:
+        abstract_syntax = context.abstract_syntax
+        name = "?" if abstract_syntax is None else abstract_syntax.name
+        syntaxes = syntaxes_by_class.setdefault(name, [])
+        syntaxes.extend(ts.name for ts in context.transfer_syntax)
+    return "; ".join(
+        f"{name} with {', '.join(syntaxes)}"
+        for name, syntaxes in syntaxes_by_class.items()
+    )
 
 
 def echo(endpoint: DicomEndpoint) -> float:

@@ -152,6 +152,8 @@ def store(
     files. With a ``fallback`` other than NONE, an OP image whose SOP class the
     server rejects is rewritten and sent as the fallback class.
     ``on_outcome`` is called after each instance, for progress display.
+    Encapsulated PixelData of a given dataset is marked as undefined length,
+    as the standard requires; nothing else in the given datasets changes.
 
     Returns:
         One outcome per source, in order. An aborted or timed-out association
@@ -327,6 +329,11 @@ class _BatchSender:
 
         transfer_syntax = item.transfer_syntax_uid
         if transfer_syntax in accepted:
+            if UID(transfer_syntax).is_encapsulated and "PixelData" in dataset:
+                # Encapsulated pixel data must have undefined length (PS3.5
+                # A.4). pydicom sets it when writing a file but not when
+                # pynetdicom encodes a dataset built in memory.
+                dataset["PixelData"].is_undefined_length = True
             return dataset
         uncompressed_accepted = any(ts in UNCOMPRESSED_SYNTAXES for ts in accepted)
         if transfer_syntax in UNCOMPRESSED_SYNTAXES and uncompressed_accepted:
@@ -339,7 +346,7 @@ class _BatchSender:
                 raise _NotSendableError(str(err)) from err
 
         raise _NotSendableError(
-            f"{self._endpoint} accepts {UID(sop_class).name} only with "
+            f"the server accepts {UID(sop_class).name} only with "
             f"{_names(accepted)}, and the instance is encoded as "
             f"{UID(transfer_syntax).name}, which cannot be converted here."
         )
@@ -347,7 +354,7 @@ class _BatchSender:
     def _rejected_class_message(self, sop_class: str) -> str:
         proposed = _names(self._proposed.get(sop_class, ()))
         message = (
-            f"{self._endpoint} rejected SOP class {UID(sop_class).name} "
+            f"the server rejected SOP class {UID(sop_class).name} "
             f"({sop_class}), proposed with {proposed}."
         )
         fallback_class = self._fallback.sop_class_uid

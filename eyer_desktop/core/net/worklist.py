@@ -2,10 +2,10 @@
 
 Servers differ in how they match non-ASCII names: dcmtk's wlmscpfs compares
 bytes, so a name stored in ISO_IR 100 never matches a query encoded in UTF-8.
-The query therefore sends only the ASCII part of a name pattern, with each
-run of other characters widened to ``*``, and the full pattern is applied to
-the decoded names here. ASCII wildcard matching is left to the server, and
-the local filter ignores case.
+The query therefore sends only the ASCII part of a name pattern, with ``?``
+and each run of other characters widened to ``*``, and the full pattern is
+applied to the decoded names here, ignoring case. The server still decides
+how the ASCII part matches (wlmscpfs, for one, is case-sensitive).
 """
 
 from __future__ import annotations
@@ -142,10 +142,12 @@ class WorklistQuery:
 def server_name_pattern(pattern: str) -> str:
     """Return the ASCII pattern sent to the server for a name pattern.
 
-    Each run of non-ASCII characters becomes ``*``, so the server returns
-    every name that could match whatever character set it stores names in.
+    Each run of non-ASCII characters becomes ``*``, and so does ``?``, which
+    a byte-comparing server would match against one byte of a character
+    that takes two. The server then returns every name that could match,
+    whatever character set it stores names in.
     """
-    widened = re.sub(r"[^\x00-\x7f]+", "*", pattern)
+    widened = re.sub(r"(?:[^\x00-\x7f]|\?)+", "*", pattern)
     return re.sub(r"\*{2,}", "*", widened)
 
 
