@@ -28,6 +28,10 @@ NOTE: Orthanc 1.10.1 has no bind-address option, so it listens on every
 interface. ``RemoteAccessAllowed`` false makes its HTTP server reject every
 client that is not on loopback, but the DICOM port relies only on the AE title
 checks.
+
+NOTE: Debian's Orthanc 1.10.1 crashes with SIGSEGV on its first HTTPS request
+when ``SslEnabled`` is true, so the server here speaks plain HTTP and HTTPS
+tests use ``tests.helpers.fake_dicomweb``.
 """
 
 from __future__ import annotations
