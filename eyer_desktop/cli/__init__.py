@@ -1,0 +1,98 @@
+"""The ``eyer-desktop`` command line.
+
+Exit codes, for scripts:
+
+- 0: the command did what it was asked.
+- 1: the command ran but its work failed (a conversion, a delivery, a query).
+- 2: the command line or a value on it is invalid.
+- 3: a configuration file is damaged or cannot be written.
+
+Errors are printed as one line on standard error, ``error: <message>``, never
+as a traceback; ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from eyer_desktop import __version__
+from eyer_desktop.cli.commands import register_all
+from eyer_desktop.cli.context import CliContext
+from eyer_desktop.core.errors import ConfigError, EyerError, ValidationError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eyer-desktop",
+        description=(
+            "Eyer Desktop: convert Eyer retinal exams to DICOM Ophthalmic "
+            "Photography and deliver them to the clinic's servers."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help=(
+            "keep configuration, exams, cache and logs under DIR instead of the "
+            "user's folders (also EYER_DESKTOP_PROFILE)"
+        ),
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress to standard error"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    register_all(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(verbose=args.verbose, debug=args.debug)
+    context = CliContext.from_args(args)
+    try:
+        result: int = args.handler(context, args)
+    except ValidationError as error:
+        return _report(error, EXIT_USAGE, args.debug)
+    except ConfigError as error:
+        return _report(error, EXIT_CONFIG, args.debug)
+    except EyerError as error:
+        return _report(error, EXIT_FAILED, args.debug)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+def _report(error: Exception, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"error: {error}", file=sys.stderr)
+    return code
+
+
+def _configure_logging(*, verbose: bool, debug: bool) -> None:
+    if debug:
+        level = logging.DEBUG
+    elif verbose:
+        level = logging.INFO
+    else:
+        level = logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

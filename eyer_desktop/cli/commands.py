@@ -1,0 +1,14 @@
+"""The list of subcommands, each registered by its own module."""
+
+from __future__ import annotations
+
+import argparse
+
+from eyer_desktop.cli import servers_cmd, settings_cmd
+
+
+def register_all(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    for module in (servers_cmd, settings_cmd):
+        module.register(subparsers)
