@@ -302,19 +302,26 @@ def write_worklist_file(folder: Path, name: str, entry: WorklistEntry) -> Path:
 
 
 @contextmanager
-def run_wlmscpfs(data_root: Path, ae_title: str = "WLMSCP") -> Iterator[DcmtkServer]:
+def run_wlmscpfs(
+    data_root: Path, ae_title: str = "WLMSCP", *, keep_character_set: bool = True
+) -> Iterator[DcmtkServer]:
     """Run wlmscpfs serving the worklist files in ``data_root/ae_title``.
 
     wlmscpfs rejects an association whose called AE title has no folder
     under ``data_root``, and needs a ``lockfile`` in the folder it reads.
-    It returns each file's own SpecificCharacterSet (``--keep-char-set``).
+    With ``keep_character_set`` it returns each file's own
+    SpecificCharacterSet; without, it returns none (its default), though the
+    text keeps the file's encoding.
     """
     folder = data_root / ae_title
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lockfile").touch()
+    character_set_option = (
+        "--keep-char-set" if keep_character_set else "--return-no-char-set"
+    )
     arguments = [
         "--single-process",
-        "--keep-char-set",
+        character_set_option,
         "--data-files-path",
         str(data_root),
     ]

@@ -15,6 +15,7 @@ from tests.helpers.dcmtk import (  # noqa: F401
     DcmtkServer,
     WorklistEntry,
     run_storescp,
+    run_wlmscpfs,
     wlmscpfs_server_fixture,
     write_worklist_file,
 )
@@ -124,6 +125,26 @@ def test_worklist_decodes_both_character_sets(worklist: DcmtkServer) -> None:
     utf8 = by_accession["A2"]
     assert utf8.patient_name.family == "ÇAĞLAR"
     assert utf8.patient_dicom_name == "ÇAĞLAR^JOSÉ"
+
+
+def test_worklist_guesses_missing_character_set(tmp_path: Path) -> None:
+    with run_wlmscpfs(tmp_path / "worklists", keep_character_set=False) as server:
+        write_worklist_file(
+            server.folder,
+            "latin1",
+            WorklistEntry("JOÃO^ZÉ", character_set="ISO_IR 100", accession_number="L"),
+        )
+        write_worklist_file(
+            server.folder,
+            "utf8",
+            WorklistEntry(
+                "ÇAĞLAR^ZÉ", character_set="ISO_IR 192", accession_number="U"
+            ),
+        )
+        items = query_worklist(endpoint_for(server), WorklistQuery(dates=ANY_DATE))
+
+    names = {item.accession_number: item.patient_dicom_name for item in items}
+    assert names == {"L": "JOÃO^ZÉ", "U": "ÇAĞLAR^ZÉ"}
 
 
 def test_worklist_item_fields(worklist: DcmtkServer) -> None:

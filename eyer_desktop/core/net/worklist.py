@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 from pynetdicom.association import Association
@@ -303,9 +304,17 @@ def _set_missing_character_set(identifier: Dataset) -> None:
         for value in encoded:
             value.decode("utf-8")
     except UnicodeDecodeError:
-        identifier.SpecificCharacterSet = "ISO_IR 100"
+        character_set = "ISO_IR 100"
     else:
-        identifier.SpecificCharacterSet = "ISO_IR 192"
+        character_set = "ISO_IR 192"
+
+    # pydicom decodes a dataset read from bytes with the character set it was
+    # read with, so that is what must change, not only SpecificCharacterSet.
+    identifier.SpecificCharacterSet = character_set
+    is_implicit_vr, is_little_endian = identifier.original_encoding
+    identifier.set_original_encoding(
+        is_implicit_vr, is_little_endian, convert_encodings([character_set])
+    )
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
