@@ -5,10 +5,10 @@ format is detected from their content, not from the file name extension.
 Everything is checked before anything is written, and the library writes the
 exam folder atomically, so a failed import leaves nothing behind.
 
-The capture time is, in order of preference: the ``captured_at`` argument;
+The capture time is the ``captured_at`` argument when given. Otherwise it is
 the earliest EXIF DateTimeOriginal among the images, with the EXIF
-OffsetTimeOriginal when present and otherwise the computer's UTC offset at
-that time; or the current time with the computer's UTC offset.
+OffsetTimeOriginal when present and else the computer's UTC offset at that
+time. Without EXIF times it is the current time with the computer's offset.
 """
 
 from __future__ import annotations
@@ -183,8 +183,7 @@ def import_images(
             "images", None, "none given", "Choose at least one JPEG or PNG file"
         )
         raise ExamValidationError("import", [problem])
-    validate_patient(patient)
-    checked = _check_images(inputs)
+    checked = _check_patient_and_images(patient, inputs)
     when = _capture_time(captured_at, checked)
 
     exam_id = new_id()
@@ -195,7 +194,11 @@ def import_images(
         patient=patient,
         images=[],
         uids=ExamUids.derive(exam_id),
-        sequence_number=sequence_number or library.next_sequence_number(),
+        sequence_number=(
+            library.next_sequence_number()
+            if sequence_number is None
+            else sequence_number
+        ),
         anamnesis=dict(anamnesis or {}),
         diopters=diopters or Diopters(),
         pupil_dilated=pupil_dilated,
@@ -218,10 +221,16 @@ def import_images(
     return exam
 
 
-def _check_images(inputs: list[ImageInput]) -> list[_CheckedImage]:
-    """Check every file and report all bad ones at once."""
+def _check_patient_and_images(
+    patient: Patient, inputs: list[ImageInput]
+) -> list[_CheckedImage]:
+    """Check the patient data and every file, and report all problems at once."""
     checked: list[_CheckedImage] = []
     problems: list[ValidationError] = []
+    try:
+        validate_patient(patient)
+    except ExamValidationError as err:
+        problems.extend(err.problems)
     for item in inputs:
         try:
             checked.append(_check_image(item))

@@ -43,7 +43,7 @@ _COPY_CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class ExamSummary:
-    """What an exam list shows of one exam, read from its manifest alone."""
+    """The values an exam list shows of one exam, read from its manifest alone."""
 
     exam_id: str
     folder: Path

@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "exam.json"
 FORMAT_NAME = "eyer-exam"
 FORMAT_VERSION = 1
-IMAGES_DIR = "images"
 
 # DICOM limits (PS3.5 6.2) of the elements these values end up in.
 _LO_MAX = 64  # Long String: clinic document, device values, institution
@@ -151,7 +150,7 @@ def load_exam(folder: Path) -> Exam:
 
     try:
         data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         problem = _problem(
             MANIFEST_NAME,
             None,

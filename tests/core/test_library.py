@@ -135,7 +135,8 @@ def test_thousands_of_exams_listed_quickly(tmp_path: Path) -> None:
 
     assert len(listing.exams) == 2000
     assert listing.broken == []
-    # About 0.5 s on a 2-core CI machine; the bound leaves room for slow disks.
+    # Measured about 0.5 s on a 2-core development machine. The bound leaves
+    # room for slow disks.
     assert elapsed < 5.0, f"listing 2000 exams took {elapsed:.2f} s"
 
 

@@ -169,7 +169,7 @@ def test_save_invalid_exam_keeps_old_manifest(tmp_path: Path) -> None:
     assert sorted(os.listdir(folder)) == ["exam.json", "images"]
 
 
-def test_save_rejects_anamnesis_json_cannot_store(tmp_path: Path) -> None:
+def test_save_rejects_non_json_anamnesis(tmp_path: Path) -> None:
     folder = write_exam_folder(tmp_path / "exam")
     exam = load_exam(folder)
     exam.anamnesis = {"since": dt.date(2020, 1, 1)}
@@ -458,3 +458,21 @@ def test_long_values_shortened_in_messages() -> None:
 )
 def test_uid_syntax(uid: str, valid: bool) -> None:
     assert is_valid_uid(uid) is valid
+
+
+def test_documented_example_is_valid() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "exam-format.md"
+    blocks = doc.read_text(encoding="utf-8").split("```json\n")[1:]
+    example, montage = (json.loads(block.split("```")[0]) for block in blocks)
+
+    exam = exam_from_json(example)
+
+    assert exam.exam_type is ExamType.STEREO
+    assert exam.uids == ExamUids.derive(exam.exam_id)
+    for image in exam.images:
+        assert image.sop_instance_uid == image_sop_instance_uid(
+            exam.exam_id, image.image_id
+        )
+    assert montage["sop_instance_uid"] == image_sop_instance_uid(
+        exam.exam_id, montage["image_id"]
+    )
