@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from eyer_desktop.cli import servers_cmd, settings_cmd
+from eyer_desktop.cli import exams_cmd, servers_cmd, settings_cmd
 
 
 def register_all(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    for module in (servers_cmd, settings_cmd):
+    for module in (exams_cmd, servers_cmd, settings_cmd):
         module.register(subparsers)
