@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 from eyer_desktop import __version__
 from eyer_desktop.cli.commands import register_all
-from eyer_desktop.cli.context import CliContext
 from eyer_desktop.core.errors import ConfigError, EyerError, ValidationError
+from eyer_desktop.core.logs import configure_logging
+from eyer_desktop.core.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -63,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(verbose=args.verbose, debug=args.debug)
-    context = CliContext.from_args(args)
+    context = Workspace.open(args.profile)
+    configure_logging(context.paths.log_dir, console_level=_console_level(args))
     try:
         result: int = args.handler(context, args)
     except ValidationError as error:
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        context.close()
     return result
 
 
@@ -86,13 +89,9 @@ def _report(error: Exception, code: int, debug: bool) -> int:
     return code
 
 
-def _configure_logging(*, verbose: bool, debug: bool) -> None:
-    if debug:
-        level = logging.DEBUG
-    elif verbose:
-        level = logging.INFO
-    else:
-        level = logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _console_level(args: argparse.Namespace) -> int:
+    if args.debug:
+        return logging.DEBUG
+    if args.verbose:
+        return logging.INFO
+    return logging.WARNING

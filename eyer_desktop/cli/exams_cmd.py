@@ -24,7 +24,7 @@ from eyer_desktop.core.manifest import ExamValidationError, exam_to_json
 from eyer_desktop.core.samples import write_sample_exams
 
 if TYPE_CHECKING:
-    from eyer_desktop.cli.context import CliContext
+    from eyer_desktop.core.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,7 +117,7 @@ def _register_import(
     parser.set_defaults(handler=import_exam)
 
 
-def list_exams(context: CliContext, args: argparse.Namespace) -> int:
+def list_exams(context: Workspace, args: argparse.Namespace) -> int:
     listing = context.library.list_exams()
     if args.json:
         print_json(
@@ -156,18 +156,18 @@ def list_exams(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def show_exam(context: CliContext, args: argparse.Namespace) -> int:
+def show_exam(context: Workspace, args: argparse.Namespace) -> int:
     print_json(exam_to_json(context.library.load(args.exam)))
     return 0
 
 
-def delete_exam(context: CliContext, args: argparse.Namespace) -> int:
+def delete_exam(context: Workspace, args: argparse.Namespace) -> int:
     exam_id = context.library.delete(args.exam)
     print(f"{exam_id}: deleted")
     return 0
 
 
-def import_exam(context: CliContext, args: argparse.Namespace) -> int:
+def import_exam(context: Workspace, args: argparse.Namespace) -> int:
     settings = context.settings
     try:
         patient = make_patient(
@@ -202,7 +202,7 @@ def import_exam(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def write_samples(context: CliContext, args: argparse.Namespace) -> int:
+def write_samples(context: Workspace, args: argparse.Namespace) -> int:
     if not 64 <= args.size <= 8192:
         raise ValidationError(
             "--size", args.size, "is out of range", "Give 64 to 8192 pixels"

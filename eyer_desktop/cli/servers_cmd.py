@@ -22,7 +22,7 @@ from eyer_desktop.core.server_settings import (
 from eyer_desktop.core.servers import Server, ServerAction
 
 if TYPE_CHECKING:
-    from eyer_desktop.cli.context import CliContext
+    from eyer_desktop.core.workspace import Workspace
 
 # Command line option -> (path of the member in the settings JSON, converter).
 # Options left out keep the server's current value on edit, or the default on add.
@@ -172,7 +172,7 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def list_servers(context: CliContext, args: argparse.Namespace) -> int:
+def list_servers(context: Workspace, args: argparse.Namespace) -> int:
     servers = list(context.servers)
     if args.json:
         print_json([server.to_json() for server in servers])
@@ -191,12 +191,12 @@ def list_servers(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def show_server(context: CliContext, args: argparse.Namespace) -> int:
+def show_server(context: Workspace, args: argparse.Namespace) -> int:
     print_json(context.servers.get(args.key).to_json())
     return 0
 
 
-def add_server(context: CliContext, args: argparse.Namespace) -> int:
+def add_server(context: Workspace, args: argparse.Namespace) -> int:
     kind = ServerKind(args.kind)
     members: dict[str, Any] = {}
     if issubclass(SETTINGS_CLASSES[kind], DicomSettings):
@@ -212,7 +212,7 @@ def add_server(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def edit_server(context: CliContext, args: argparse.Namespace) -> int:
+def edit_server(context: Workspace, args: argparse.Namespace) -> int:
     servers = context.servers
     server = servers.get(args.key)
     members = server.settings.to_json()
@@ -226,7 +226,7 @@ def edit_server(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def remove_server(context: CliContext, args: argparse.Namespace) -> int:
+def remove_server(context: Workspace, args: argparse.Namespace) -> int:
     server = context.servers.remove(args.key)
     context.save_servers()
     if isinstance(server.settings, DicomWebSettings):
@@ -235,7 +235,7 @@ def remove_server(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def set_server_action(context: CliContext, args: argparse.Namespace) -> int:
+def set_server_action(context: Workspace, args: argparse.Namespace) -> int:
     server = context.servers.set_action(args.key, args.action)
     context.save_servers()
     print(f"{server.key}: {server.action.value}")

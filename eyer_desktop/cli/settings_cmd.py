@@ -9,7 +9,7 @@ from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core.settings import DESCRIPTIONS, SETTING_NAMES
 
 if TYPE_CHECKING:
-    from eyer_desktop.cli.context import CliContext
+    from eyer_desktop.core.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     set_parser.set_defaults(handler=set_setting)
 
 
-def show_settings(context: CliContext, args: argparse.Namespace) -> int:
+def show_settings(context: Workspace, args: argparse.Namespace) -> int:
     settings = context.settings
     if args.json:
         print_json({name: settings.get(name) for name in SETTING_NAMES})
@@ -42,7 +42,7 @@ def show_settings(context: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def set_setting(context: CliContext, args: argparse.Namespace) -> int:
+def set_setting(context: Workspace, args: argparse.Namespace) -> int:
     settings = context.settings.with_value(args.name, args.value)
     context.save_settings(settings)
     print(f"{args.name} = {settings.get(args.name)}")

@@ -17,6 +17,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
 MAX_LOG_BYTES = 2 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
 
+# Handlers added by configure_logging, removed when it is called again. Other
+# handlers on the root logger (a test runner's, an embedding program's) stay.
+_installed_handlers: list[logging.Handler] = []
+
 
 def configure_logging(
     log_dir: Path | None, *, console_level: int | None = logging.WARNING
@@ -32,16 +36,17 @@ def configure_logging(
         logged to standard error and the program carries on without a file).
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
+    for handler in _installed_handlers:
         root.removeHandler(handler)
         handler.close()
+    _installed_handlers.clear()
     root.setLevel(logging.DEBUG)
 
     if console_level is not None:
         console = logging.StreamHandler()
         console.setLevel(console_level)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(console)
+        _install(console)
 
     log_file = None
     if log_dir is not None:
@@ -62,9 +67,14 @@ def configure_logging(
         else:
             file_handler.setLevel(logging.INFO)
             file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            root.addHandler(file_handler)
+            _install(file_handler)
 
     # pynetdicom logs every PDU at DEBUG and, unless told otherwise, the
     # identifiers of queries, which carry patient data.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     return log_file
+
+
+def _install(handler: logging.Handler) -> None:
+    logging.getLogger().addHandler(handler)
+    _installed_handlers.append(handler)

@@ -1,9 +1,15 @@
-"""What every command needs: the profile's folders and its stores, loaded lazily."""
+"""A profile's folders and stores, shared by the command line and the GUI.
+
+The stores are created on first use, so a command that needs only the settings
+never opens the outbox, and a damaged server file does not stop
+``settings show``. Pass one workspace into the objects that need it rather than
+creating stores in many places.
+"""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.outbox import Outbox
@@ -13,13 +19,8 @@ from eyer_desktop.core.settings import AppSettings
 
 
 @dataclass
-class CliContext:
-    """The profile a command works on.
-
-    The stores are read on first use, so a command that needs only the
-    settings never opens the outbox, and a damaged server file does not stop
-    ``settings show``.
-    """
+class Workspace:
+    """The profile the application works on."""
 
     paths: AppPaths
     _settings: AppSettings | None = field(default=None, init=False)
@@ -28,8 +29,9 @@ class CliContext:
     _outbox: Outbox | None = field(default=None, init=False)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> CliContext:
-        return cls(paths=AppPaths.resolve(args.profile))
+    def open(cls, profile: Path | str | None = None) -> Workspace:
+        """Return the workspace of ``profile``, the environment's, or the default."""
+        return cls(paths=AppPaths.resolve(profile))
 
     @property
     def settings(self) -> AppSettings:
