@@ -30,8 +30,13 @@ def make_fundus_jpeg(
     quality: int = 92,
     seed: int = 0,
     grey: bool = False,
+    grain: float = 0.0,
 ) -> bytes:
-    """Draw a fundus-like image and return it as baseline JPEG bytes (4:2:0)."""
+    """Draw a fundus-like image and return it as baseline JPEG bytes (4:2:0).
+
+    ``grain`` (0 to 1) blends in Gaussian noise, which makes the JPEG as
+    large as a real fundus photograph of the same size.
+    """
     rng = random.Random(seed)
     image = Image.new("RGB", (width, height), (20, 8, 4))
     draw = ImageDraw.Draw(image)
@@ -64,6 +69,9 @@ def make_fundus_jpeg(
         )
         draw.line([disc, end], fill=(120, 20, 15), width=max(1, width // 200))
 
+    if grain > 0:
+        noise = Image.effect_noise((width, height), 64).convert("RGB")
+        image = Image.blend(image, noise, grain)
     if grey:
         image = image.convert("L")
     buffer = io.BytesIO()
@@ -154,12 +162,13 @@ def write_op_files(
     width: int = 320,
     height: int = 240,
     quality: int = 92,
+    grain: float = 0.0,
 ) -> list[Path]:
     """Write ``count`` OP files with distinct seeded images; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(count):
-        jpeg = make_fundus_jpeg(width, height, quality=quality, seed=index)
+        jpeg = make_fundus_jpeg(width, height, quality=quality, seed=index, grain=grain)
         dataset = make_op_dataset(jpeg, instance_number=index + 1)
         path = folder / f"op{index:04d}.dcm"
         dataset.save_as(path, enforce_file_format=True)
