@@ -1,0 +1,296 @@
+"""Deciding how an image file becomes OP 8 Bit pixel data.
+
+A baseline 8-bit greyscale or YCbCr JPEG is embedded unchanged, with its
+metadata segments stripped and without decoding a pixel. Every other input
+that Pillow can decode (progressive, extended or arithmetic-coded JPEG, CMYK,
+RGB without colour transform, EXIF-rotated JPEG, PNG) is decoded, turned
+upright and re-encoded as baseline JPEG at quality 95, so the file never
+carries a transfer syntax its pixel data does not match.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms
+
+from eyer_desktop.core.dicom.jpeg import (
+    JpegFormatError,
+    JpegStructure,
+    is_jpeg,
+    parse_jpeg,
+)
+
+logger = logging.getLogger(__name__)
+
+# Images above this many pixels are rejected before any decoding. 80
+# megapixels is far above an Eyer capture (about 2.5 megapixels) or a stitched
+# montage, and stays below Pillow's own warning threshold (about 89.5
+# megapixels), so a decode never trips Pillow's decompression bomb warning.
+DEFAULT_MAX_PIXELS = 80_000_000
+
+REENCODE_QUALITY = 95
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Pillow transpose that turns an image with this EXIF orientation upright.
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# DICOM Color Space (0028,2002) defined terms, keyed by a word of the ICC
+# profile description.
+_COLOR_SPACES = (("sRGB", "SRGB"), ("Adobe RGB", "ADOBERGB"), ("ROMM", "ROMMRGB"))
+
+
+class ImageInputError(ValueError):
+    """The image bytes cannot be turned into OP 8 Bit pixel data."""
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Baseline JPEG pixel data ready to be encapsulated.
+
+    Attributes:
+        jpeg: The baseline JPEG stream, SOI to EOI.
+        rows: Number of rows, from the stream's frame header.
+        columns: Number of columns, from the stream's frame header.
+        samples_per_pixel: 1 (greyscale) or 3 (YCbCr).
+        icc_profile: ICC profile of a colour image, or None.
+        color_space: DICOM Color Space defined term of the ICC profile, or None.
+        pixel_aspect_ratio: Vertical and horizontal pixel size ratio when the
+            pixels are not square, else None.
+        compression_ratios: Lossy compression ratio of each JPEG encoding the
+            pixels went through, oldest first.
+        reencoded_from: What the source was, when the pixels were re-encoded
+            (for example "a progressive (SOF2) JPEG"); None for passthrough.
+    """
+
+    jpeg: bytes
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    icc_profile: bytes | None
+    color_space: str | None
+    pixel_aspect_ratio: tuple[int, int] | None
+    compression_ratios: tuple[float, ...]
+    reencoded_from: str | None
+
+    @property
+    def photometric_interpretation(self) -> str:
+        """YBR_FULL_422 for any YCbCr JPEG (the only YCbCr term the OP IOD
+        allows for lossy JPEG, whatever the subsampling), else MONOCHROME2.
+        """
+        return "YBR_FULL_422" if self.samples_per_pixel == 3 else "MONOCHROME2"
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Return (columns, rows) from a JPEG frame header or a PNG IHDR chunk."""
+    if data.startswith(PNG_SIGNATURE):
+        return _png_size(data)
+    if is_jpeg(data):
+        structure = _parse(data)
+        return structure.columns, structure.rows
+    raise ImageInputError("it is neither a JPEG nor a PNG file")
+
+
+def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+    """Turn JPEG or PNG bytes into baseline JPEG pixel data for OP 8 Bit.
+
+    Raises:
+        ImageInputError: The bytes are damaged, truncated, too large, or of a
+            kind that cannot be stored as 8-bit pixels. The message completes
+            the sentence "The image ...".
+    """
+    if data.startswith(PNG_SIGNATURE):
+        columns, rows = _png_size(data)
+        _check_pixel_count(columns, rows, max_pixels)
+        return _reencode(data, "a PNG image", source_ratio=None)
+
+    if not is_jpeg(data):
+        raise ImageInputError(
+            "is neither a JPEG nor a PNG file; export it from the camera as JPEG"
+        )
+    structure = _parse(data)
+    _check_pixel_count(structure.columns, structure.rows, max_pixels)
+    _check_decodable(structure)
+
+    problem = structure.baseline_problem()
+    if problem is None:
+        return _passthrough(structure)
+    logger.info("Re-encoding %s as baseline JPEG", problem)
+    source_ratio = _ratio(structure, len(structure.stripped))
+    return _reencode(data, problem, source_ratio=source_ratio)
+
+
+def _parse(data: bytes) -> JpegStructure:
+    try:
+        return parse_jpeg(data)
+    except JpegFormatError as err:
+        raise ImageInputError(f"is not a valid JPEG: {err}") from err
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ImageInputError("is not a valid PNG: its IHDR chunk is missing")
+    columns, rows = struct.unpack_from(">II", data, 16)
+    return columns, rows
+
+
+def _check_pixel_count(columns: int, rows: int, max_pixels: int) -> None:
+    if columns * rows > max_pixels:
+        raise ImageInputError(
+            f"declares {columns}x{rows} pixels ({columns * rows / 1e6:.0f} "
+            f"megapixels), over the limit of {max_pixels / 1e6:.0f} megapixels; "
+            f"the file is damaged or is not a retinal image"
+        )
+
+
+def _check_decodable(structure: JpegStructure) -> None:
+    if structure.precision != 8:
+        raise ImageInputError(
+            f"has {structure.precision}-bit samples, which cannot be stored as "
+            f"OP 8 Bit and cannot be decoded here; export it as an 8-bit JPEG"
+        )
+    if len(structure.components) not in (1, 3, 4):
+        raise ImageInputError(
+            f"has {len(structure.components)} colour components; export it as "
+            f"an RGB or greyscale JPEG"
+        )
+
+
+def _passthrough(structure: JpegStructure) -> EncodedImage:
+    samples = len(structure.components)
+    icc_profile = structure.icc_profile if samples == 3 else None
+    return EncodedImage(
+        jpeg=structure.stripped,
+        rows=structure.rows,
+        columns=structure.columns,
+        samples_per_pixel=samples,
+        icc_profile=icc_profile,
+        color_space=_color_space(icc_profile),
+        pixel_aspect_ratio=_pixel_aspect_ratio(structure),
+        compression_ratios=(_ratio(structure, len(structure.stripped)),),
+        reencoded_from=None,
+    )
+
+
+def _ratio(structure: JpegStructure, size: int) -> float:
+    uncompressed = structure.rows * structure.columns * len(structure.components)
+    return uncompressed / size
+
+
+def _pixel_aspect_ratio(structure: JpegStructure) -> tuple[int, int] | None:
+    density = structure.jfif_density
+    if density is None or density.x == density.y or 0 in (density.x, density.y):
+        return None
+    # A pixel's height over its width is x density over y density.
+    return density.x, density.y
+
+
+def _color_space(icc_profile: bytes | None) -> str | None:
+    if icc_profile is None:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        description = ImageCms.getProfileDescription(profile)
+    except (OSError, ImageCms.PyCMSError):
+        return None
+    for word, term in _COLOR_SPACES:
+        if word.lower() in description.lower():
+            return term
+    return None
+
+
+def _reencode(data: bytes, source: str, source_ratio: float | None) -> EncodedImage:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            orientation = _orientation(opened)
+            icc_profile = opened.info.get("icc_profile") or None
+            image, icc_profile = _to_rgb_or_grey(opened, icc_profile)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageInputError(f"cannot be decoded ({source}): {err}") from err
+
+    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    if transpose is not None:
+        image = image.transpose(transpose)
+
+    buffer = io.BytesIO()
+    options = {"subsampling": 0} if image.mode == "RGB" else {}
+    image.save(buffer, "JPEG", quality=REENCODE_QUALITY, **options)
+    structure = parse_jpeg(buffer.getvalue())
+    if structure.baseline_problem() is not None:
+        raise ImageInputError(f"could not be re-encoded as baseline JPEG ({source})")
+
+    ratio = _ratio(structure, len(structure.stripped))
+    ratios = (ratio,) if source_ratio is None else (source_ratio, ratio)
+    colour_profile = icc_profile if image.mode == "RGB" else None
+    return EncodedImage(
+        jpeg=structure.stripped,
+        rows=structure.rows,
+        columns=structure.columns,
+        samples_per_pixel=len(structure.components),
+        icc_profile=colour_profile,
+        color_space=_color_space(colour_profile),
+        pixel_aspect_ratio=None,
+        compression_ratios=ratios,
+        reencoded_from=source,
+    )
+
+
+def _orientation(image: Image.Image) -> int:
+    value = image.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb_or_grey(
+    image: Image.Image, icc_profile: bytes | None
+) -> tuple[Image.Image, bytes | None]:
+    """Return the image as mode RGB or L, and the ICC profile that applies."""
+    mode = image.mode
+    if mode in ("RGB", "L"):
+        return image.copy(), icc_profile
+    if mode == "CMYK":
+        return _cmyk_to_rgb(image, icc_profile)
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale 0..65535 to 0..255 instead of clipping.
+        scaled = image.convert("I").point(lambda value: value * (1 / 257))
+        return scaled.convert("L"), None
+    if mode == "1":
+        return image.convert("L"), None
+    if mode == "LA":
+        return _flatten(image.convert("RGBA")).convert("L"), None
+    return _flatten(image.convert("RGBA")), icc_profile
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Composite an RGBA image over black, the background of a fundus photo."""
+    background = Image.new("RGB", image.size, (0, 0, 0))
+    background.paste(image, mask=image.getchannel("A"))
+    return background
+
+
+def _cmyk_to_rgb(
+    image: Image.Image, icc_profile: bytes | None
+) -> tuple[Image.Image, bytes | None]:
+    if icc_profile is not None:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+        except (OSError, ImageCms.PyCMSError) as err:
+            logger.info("Ignoring an unusable CMYK ICC profile: %s", err)
+        else:
+            if converted is not None:
+                return converted, srgb.tobytes()
+    return image.convert("RGB"), None
