@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from eyer_desktop.core.dicom.stereo import stereo_groups
 from eyer_desktop.core.errors import DeliveryError, EyerError
 from eyer_desktop.core.exams import Exam
 
@@ -129,12 +130,25 @@ class DeliveryItem:
     sop_instance_uid: str
 
 
+STEREO_ITEM_PREFIX = "stereo/"
+"""Start of the image id of a Stereometric Relationship delivery, followed by
+the eye (``stereo/R``): such an instance belongs to no single image."""
+
+
 def items_of_exam(exam: Exam) -> list[DeliveryItem]:
-    """Return one delivery item per image of the exam, in the exam's order."""
-    return [
+    """Return one delivery item per DICOM instance of the exam, in the exam's order.
+
+    That is one per image, then one per eye with stereo pairs for its
+    Stereometric Relationship instance.
+    """
+    items = [
         DeliveryItem(exam.exam_id, image.image_id, image.sop_instance_uid)
         for image in exam.images
     ]
+    for group in stereo_groups(exam):
+        image_id = STEREO_ITEM_PREFIX + group.laterality
+        items.append(DeliveryItem(exam.exam_id, image_id, group.sop_instance_uid))
+    return items
 
 
 @dataclass(frozen=True)
