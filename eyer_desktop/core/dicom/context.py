@@ -43,6 +43,7 @@ LO_MAX = 64
 PN_MAX = 64
 LT_MAX = 10240
 UI_MAX = 64
+IS_MAX = 2**31 - 1
 
 # Series Description of each exam type, as the device names them.
 SERIES_DESCRIPTIONS = {
@@ -77,10 +78,8 @@ class ExamContext:
     patient_birth_date: str
     patient_sex: str
     patient_comments: str
-    # General Study
+    # General Study (Study Date and Time are the capture date and time)
     study_instance_uid: str
-    study_date: str
-    study_time: str
     study_id: str
     accession_number: str
     referring_physician_name: str
@@ -90,7 +89,6 @@ class ExamContext:
     scheduled_procedure_step_id: str
     # General Series
     series_number: str
-    series_description: str
     # General Equipment
     institution_name: str | None
     station_name: str | None
@@ -129,6 +127,7 @@ def build_context(
     if worklist is not None and worklist.study_instance_uid:
         study_uid = worklist.study_instance_uid
     check_uid("Study Instance UID", study_uid)
+    procedure_description = _requested_procedure_description(exam, charset)
 
     return ExamContext(
         exam=exam,
@@ -141,27 +140,24 @@ def build_context(
         patient_sex=exam.patient.sex.value if exam.patient.sex else "",
         patient_comments=_patient_comments(exam, charset),
         study_instance_uid=study_uid,
-        study_date=_date(captured.date()),
-        study_time=_time(captured),
         study_id=captured.strftime("%Y%m%d%H%M%S"),
         accession_number=_worklist_identifier(
             "Accession Number", worklist.accession_number if worklist else "", charset
         ),
         referring_physician_name=_referring_physician(exam, charset),
-        study_description=_study_description(exam, charset),
+        study_description=procedure_description or None,
         requested_procedure_id=_worklist_identifier(
             "Requested Procedure ID",
             worklist.requested_procedure_id if worklist else "",
             charset,
         ),
-        requested_procedure_description=_requested_procedure_description(exam, charset),
+        requested_procedure_description=procedure_description,
         scheduled_procedure_step_id=_worklist_identifier(
             "Scheduled Procedure Step ID",
             worklist.scheduled_procedure_step_id if worklist else "",
             charset,
         ),
-        series_number=str(exam.sequence_number),
-        series_description=SERIES_DESCRIPTIONS[exam.exam_type],
+        series_number=_series_number(exam),
         institution_name=_institution_name(exam, options, charset),
         station_name=_station_name(options, charset),
         device_serial_number=_equipment_text(
@@ -363,8 +359,14 @@ def _requested_procedure_description(exam: Exam, charset: CharacterSet) -> str:
     return _description(worklist.requested_procedure_description, charset)
 
 
-def _study_description(exam: Exam, charset: CharacterSet) -> str | None:
-    return _requested_procedure_description(exam, charset) or None
+def _series_number(exam: Exam) -> str:
+    number = exam.sequence_number
+    if not 0 <= number <= IS_MAX:
+        raise ConversionError(
+            f"Exam {exam.exam_id}: sequential number {number} does not fit the "
+            f"DICOM IS type (0 to {IS_MAX}). Correct the exam's sequential number."
+        )
+    return str(number)
 
 
 def _description(text: str, charset: CharacterSet) -> str:
@@ -380,9 +382,9 @@ def _institution_name(
     name = exam.device.clinic_name.strip() or options.institution_name.strip()
     if not name:
         return None
-    # NOTE: a clinic name over 64 bytes is cut at a character boundary: the
-    # name only labels the source, and failing every exam of the clinic for it
-    # would help nobody.
+    # NOTE: a clinic name over 64 bytes is cut at a character boundary. The
+    # name only labels the source, so it must not stop every exam of the
+    # clinic from converting.
     value = _description(name, charset)
     if value != clean_line(prepare_text(name, charset).replace("\\", "/")):
         logger.info("Institution Name cut to %d bytes", LO_MAX)

@@ -289,6 +289,8 @@ class ExamConverter:
 
     def _check_images(self) -> None:
         exam = self.exam
+        for name, uid in vars(exam.uids).items():
+            check_uid(name.replace("_", " "), uid)
         seen: set[str] = set()
         for image in exam.images:
             check_uid(
@@ -453,10 +455,10 @@ def convert_exam(
 ) -> list[ConvertedFile]:
     """Write every instance of the exam as a DICOM file into ``out_dir``.
 
-    Each file is first written under a temporary name in ``out_dir``; only
-    when every instance has been written are they renamed to their final
-    names, replacing files of an earlier conversion. On any error the
-    temporary files are removed and no final file is created or changed.
+    Each file is first written under a temporary name in ``out_dir``. Only
+    when every instance has been written are the files renamed to their final
+    names, replacing the files of an earlier conversion. On any error the
+    temporary files are removed, and no final file is created or changed.
 
     Raises:
         ConversionError: An image or exam value cannot be converted, or a file

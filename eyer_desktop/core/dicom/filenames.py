@@ -25,10 +25,10 @@ def safe_filename(
 ) -> str:
     """Return ``stem + suffix`` made safe as a file name on every platform.
 
-    Unsafe characters become "_", leading dots (hidden files) and trailing
-    dots and spaces (dropped by Windows) are removed, a reserved Windows
-    device name gets a leading "_", and the stem is cut so the whole name has
-    at most ``max_length`` characters.
+    Unsafe characters become "_". Leading dots (hidden files) and trailing
+    dots and spaces (dropped by Windows) are removed. A reserved Windows
+    device name gets a leading "_". The stem is cut so that the whole name
+    has at most ``max_length`` characters.
     """
     cleaned = _UNSAFE.sub("_", stem).strip(". ") or "unnamed"
     if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:

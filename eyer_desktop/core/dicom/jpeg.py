@@ -1,12 +1,12 @@
 """JPEG marker parsing and metadata stripping (ITU-T T.81, Annex B).
 
 The parser reads the marker segments of a JPEG stream without decoding any
-pixels. It reports what decides whether the stream can be embedded as it is
-under the JPEG Baseline transfer syntax (frame type, precision, components,
-colour transform, EXIF orientation), collects the ICC profile, checks the
-Huffman tables, and finds the end of the image. Structural damage (a
-missing marker, a segment running past the end, no EOI) raises
-:class:`JpegFormatError`.
+pixels. It reports the facts that decide whether the stream can be embedded
+unchanged under the JPEG Baseline transfer syntax: frame type, precision,
+components, colour transform and EXIF orientation. It also collects the ICC
+profile, checks the Huffman tables and finds the end of the image.
+Structural damage (a missing marker, a segment running past the end, no EOI)
+raises :class:`JpegFormatError`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ _APP2 = 0xE2
 _APP14 = 0xEE
 _COM = 0xFE
 
-# Start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+# Start-of-frame markers (T.81 Table B.1): C0-CF except DHT (C4), JPG (C8)
+# and DAC (CC).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {_DHT, 0xC8, _DAC}
 _SOF_NAMES = {
     0xC0: "baseline (SOF0)",
@@ -49,6 +50,14 @@ _SOF_NAMES = {
     0xCD: "hierarchical arithmetic-coded sequential (SOF13)",
     0xCE: "hierarchical arithmetic-coded progressive (SOF14)",
     0xCF: "hierarchical arithmetic-coded lossless (SOF15)",
+}
+
+# Descriptions of the colour models that cannot be stored as YBR_FULL_422.
+_COLOUR_MODEL_SOURCES = {
+    "RGB": "an RGB JPEG without colour transform",
+    "CMYK": "a CMYK JPEG",
+    "YCCK": "a YCCK JPEG",
+    "other": "a JPEG with an unusual number of components",
 }
 
 # Inside entropy-coded data a 0xFF byte is followed by 0x00 (byte stuffing),
@@ -92,7 +101,7 @@ class JfifDensity:
 
 @dataclass
 class JpegStructure:
-    """What the marker segments of one JPEG stream declare.
+    """Facts declared by the marker segments of one JPEG stream.
 
     Attributes:
         sof_marker: The start-of-frame marker code (0xC0 for baseline).
@@ -131,18 +140,14 @@ class JpegStructure:
         """Name of the frame type, for messages."""
         return _SOF_NAMES.get(self.sof_marker, f"SOF marker 0x{self.sof_marker:02X}")
 
-    @property
-    def pixel_count(self) -> int:
-        """Number of pixels the frame header declares."""
-        return self.rows * self.columns
-
     def colour_model(self, *, with_app14: bool = True) -> str:
         """Return how a decoder reads the components: "grey", "YCbCr", "RGB",
         "CMYK", "YCCK" or "other".
 
-        Follows libjpeg's rules: an Adobe APP14 transform decides, then a JFIF
-        APP0 means YCbCr, then component ids "R", "G", "B" mean RGB.
-        ``with_app14=False`` answers for the stream once APP14 is stripped.
+        Follows libjpeg's default_decompress_parms: for three components a
+        JFIF APP0 means YCbCr, else an Adobe APP14 transform decides, else
+        component ids "R", "G", "B" mean RGB. With ``with_app14=False`` the
+        result describes the stream once APP14 is stripped.
         """
         count = len(self.components)
         transform = self.adobe_transform if with_app14 else None
@@ -152,10 +157,10 @@ class JpegStructure:
             return "YCCK" if transform == ADOBE_TRANSFORM_YCCK else "CMYK"
         if count != 3:
             return "other"
-        if transform is not None:
-            return "RGB" if transform == ADOBE_TRANSFORM_NONE else "YCbCr"
         if self.jfif_density is not None:
             return "YCbCr"
+        if transform is not None:
+            return "RGB" if transform == ADOBE_TRANSFORM_NONE else "YCbCr"
         identifiers = tuple(component.identifier for component in self.components)
         return "RGB" if identifiers == (ord("R"), ord("G"), ord("B")) else "YCbCr"
 
@@ -171,11 +176,13 @@ class JpegStructure:
             return "an arithmetic-coded JPEG"
         if any(precision != 0 for precision in self.quantization_precisions):
             return "a JPEG with 16-bit quantization tables"
+        if not self.huffman_table_ids:
+            return "a JPEG without Huffman tables (Motion JPEG style)"
         if any(table_id > 1 for table_id in self.huffman_table_ids):
             return "a JPEG with more than two Huffman tables of a class"
         model = self.colour_model()
         if model not in ("grey", "YCbCr"):
-            return f"a {model} JPEG"
+            return _COLOUR_MODEL_SOURCES[model]
         if self.colour_model(with_app14=False) != model:
             return "a JPEG whose colours depend on its Adobe APP14 segment"
         if self.exif_orientation != 1:
@@ -291,8 +298,8 @@ class _Parser:
             self._read_quantization_tables(payload)
         elif marker == _DAC:
             self.has_arithmetic_tables = True
-        elif marker == 0xDE:
-            raise JpegFormatError("it is a hierarchical JPEG (DHP marker)")
+        elif marker in (0xDE, 0xDF):
+            raise JpegFormatError("it is a hierarchical JPEG (DHP or EXP marker)")
 
         if _APP0 <= marker <= 0xEF or marker == _COM:
             self._read_application_segment(marker, payload)

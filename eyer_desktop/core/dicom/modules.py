@@ -70,8 +70,8 @@ def add_patient(ds: Dataset, context: ExamContext) -> None:
 def add_general_study(ds: Dataset, context: ExamContext) -> None:
     """Fill the General Study module (C.7.2.1)."""
     ds.StudyInstanceUID = context.study_instance_uid
-    ds.StudyDate = context.study_date
-    ds.StudyTime = context.study_time
+    ds.StudyDate = context.capture_date
+    ds.StudyTime = context.capture_time
     ds.ReferringPhysicianName = context.referring_physician_name
     ds.StudyID = context.study_id
     ds.AccessionNumber = context.accession_number

@@ -9,8 +9,8 @@ Image Type value 4 and the channel description follow the exam type:
   components;
 * red-free images: ``REDFREE``; a one-component red-free image also gets
   Channel Description (405739002, SCT, "Red free");
-* texture images (the camera's retinal nerve fibre layer mode, a colour
-  photograph with enhanced contrast) are colour photographs, so ``COLOR``;
+* texture images (the camera's retinal nerve fibre layer mode) are colour
+  photographs, so ``COLOR``;
 * a one-component image of any exam type other than red-free has no value 4
   and no channel description: for MONOCHROME2 the natural interpretation is
   the full visible spectrum, and claiming a filter would be a guess.
@@ -38,13 +38,16 @@ from eyer_desktop.core.dicom.modules import (
     file_meta,
     reference_item,
 )
-from eyer_desktop.core.dicom.pixels import EncodedImage
+from eyer_desktop.core.dicom.pixels import REENCODE_QUALITY, EncodedImage
 from eyer_desktop.core.exams import ExamType, ImageRole
 
 OP_8BIT_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
 
 # Nominal optics of the camera: a 45 degree field of view, and about
 # 0.288 mm of retina per degree of visual angle in a standard eye.
+# NOTE: 45 degrees is the field of view published for the Eyer, not a
+# calibration; a calibrated mm per pixel for each model and image size from
+# Phelcom would make Pixel Spacing exact.
 HORIZONTAL_FIELD_OF_VIEW = 45.0
 RETINA_MM_PER_DEGREE = 0.288
 
@@ -97,7 +100,7 @@ def format_ds(value: float) -> str:
 
 @dataclass(frozen=True)
 class ImageAttributes:
-    """What distinguishes one OP image from the others of its series."""
+    """Values that differ between the OP images of one series."""
 
     role: ImageRole
     laterality: str
@@ -286,7 +289,8 @@ def _derivation_description(encoded: EncodedImage, montage: bool) -> str:
         parts.append("Montage stitched from the referenced fields.")
     if encoded.reencoded_from is not None:
         parts.append(
-            f"Re-encoded as baseline JPEG (quality 95) from {encoded.reencoded_from}."
+            f"Re-encoded as baseline JPEG (quality {REENCODE_QUALITY}) from "
+            f"{encoded.reencoded_from}."
         )
     return " ".join(parts)
 

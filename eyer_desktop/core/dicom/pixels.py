@@ -1,11 +1,11 @@
 """Deciding how an image file becomes OP 8 Bit pixel data.
 
 A baseline 8-bit greyscale or YCbCr JPEG is embedded unchanged, with its
-metadata segments stripped and without decoding a pixel. Every other input
-that Pillow can decode (progressive, extended or arithmetic-coded JPEG, CMYK,
-RGB without colour transform, EXIF-rotated JPEG, PNG) is decoded, turned
-upright and re-encoded as baseline JPEG at quality 95, so the file never
-carries a transfer syntax its pixel data does not match.
+metadata segments stripped and without decoding a pixel. Pillow decodes
+every other input it can read: progressive, extended or arithmetic-coded
+JPEG, CMYK, RGB without colour transform, EXIF-rotated JPEG and PNG. Such an
+image is turned upright and re-encoded as baseline JPEG at quality 95, so no
+file carries a transfer syntax that its pixel data does not match.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from eyer_desktop.core.dicom.jpeg import (
 logger = logging.getLogger(__name__)
 
 # Images above this many pixels are rejected before any decoding. 80
-# megapixels is far above an Eyer capture (about 2.5 megapixels) or a stitched
-# montage, and stays below Pillow's own warning threshold (about 89.5
-# megapixels), so a decode never trips Pillow's decompression bomb warning.
+# megapixels is far above a fundus camera image (a few megapixels) or a
+# stitched montage of such images. It stays below Pillow's own decompression
+# bomb warning threshold (89,478,485 pixels in Pillow 13), so a decode never
+# raises that warning.
 DEFAULT_MAX_PIXELS = 80_000_000
 
 REENCODE_QUALITY = 95
@@ -100,7 +101,7 @@ def image_size(data: bytes) -> tuple[int, int]:
     if is_jpeg(data):
         structure = _parse(data)
         return structure.columns, structure.rows
-    raise ImageInputError("it is neither a JPEG nor a PNG file")
+    raise ImageInputError("is neither a JPEG nor a PNG file")
 
 
 def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
@@ -114,7 +115,7 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
     if data.startswith(PNG_SIGNATURE):
         columns, rows = _png_size(data)
         _check_pixel_count(columns, rows, max_pixels)
-        return _reencode(data, "a PNG image", source_ratio=None)
+        return _reencode(data, "a PNG image", source_ratio=None, orientation=None)
 
     if not is_jpeg(data):
         raise ImageInputError(
@@ -129,7 +130,9 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
         return _passthrough(structure)
     logger.info("Re-encoding %s as baseline JPEG", problem)
     source_ratio = _ratio(structure, len(structure.stripped))
-    return _reencode(data, problem, source_ratio=source_ratio)
+    return _reencode(
+        data, problem, source_ratio=source_ratio, orientation=structure.exif_orientation
+    )
 
 
 def _parse(data: bytes) -> JpegStructure:
@@ -158,8 +161,9 @@ def _check_pixel_count(columns: int, rows: int, max_pixels: int) -> None:
 def _check_decodable(structure: JpegStructure) -> None:
     if structure.precision != 8:
         raise ImageInputError(
-            f"has {structure.precision}-bit samples, which cannot be stored as "
-            f"OP 8 Bit and cannot be decoded here; export it as an 8-bit JPEG"
+            f"has {structure.precision}-bit samples, but OP 8 Bit stores 8-bit "
+            f"samples and Pillow cannot decode {structure.precision}-bit JPEG to "
+            f"convert it; export the image as an 8-bit JPEG"
         )
     if len(structure.components) not in (1, 3, 4):
         raise ImageInputError(
@@ -211,11 +215,19 @@ def _color_space(icc_profile: bytes | None) -> str | None:
     return None
 
 
-def _reencode(data: bytes, source: str, source_ratio: float | None) -> EncodedImage:
+def _reencode(
+    data: bytes, source: str, *, source_ratio: float | None, orientation: int | None
+) -> EncodedImage:
+    """Decode with Pillow, turn upright and encode as baseline JPEG.
+
+    ``orientation`` is the EXIF orientation already read from a JPEG; None
+    lets Pillow read it (from a PNG's eXIf chunk).
+    """
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
-            orientation = _orientation(opened)
+            if orientation is None:
+                orientation = _orientation(opened)
             icc_profile = opened.info.get("icc_profile") or None
             image, icc_profile = _to_rgb_or_grey(opened, icc_profile)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

@@ -1,10 +1,10 @@
 """The Stereometric Relationship object of a stereo exam (PS3.3 A.43).
 
 A stereo exam becomes ordinary OP images plus one Stereometric Relationship
-instance, in its own series with Modality SMR, that says which image of each
-pair is for the left and which for the right viewing channel. Laterality is a
-series attribute there and admits only R or L, so an exam with pairs of both
-eyes gets one such instance per eye.
+instance in its own series with Modality SMR. That instance records which
+image of each pair is for the left and which for the right viewing channel.
+Laterality is a series attribute there and admits only R or L, so an exam
+with pairs of both eyes gets one such instance per eye.
 """
 
 from __future__ import annotations

@@ -696,9 +696,9 @@ def test_converting_twice_gives_identical_files(
     second = convert_exam(color_exam, OPTIONS, tmp_path / "b", created_at=CREATED_AT)
 
     assert [file.path.name for file in first] == [file.path.name for file in second]
-    for one, two in zip(first, second, strict=True):
-        assert one.sop_instance_uid == two.sop_instance_uid
-        assert one.path.read_bytes() == two.path.read_bytes()
+    for first_file, second_file in zip(first, second, strict=True):
+        assert first_file.sop_instance_uid == second_file.sop_instance_uid
+        assert first_file.path.read_bytes() == second_file.path.read_bytes()
 
 
 def test_converting_later_changes_only_creation_time(
@@ -710,9 +710,9 @@ def test_converting_later_changes_only_creation_time(
     first = convert_exam(exam, OPTIONS, tmp_path / "a", created_at=CREATED_AT)
     second = convert_exam(exam, OPTIONS, tmp_path / "b", created_at=later)
 
-    for one, two in zip(first, second, strict=True):
-        old = pydicom.dcmread(one.path)
-        new = pydicom.dcmread(two.path)
+    for first_file, second_file in zip(first, second, strict=True):
+        old = pydicom.dcmread(first_file.path)
+        new = pydicom.dcmread(second_file.path)
         assert old.InstanceCreationDate != new.InstanceCreationDate
         for ds in (old, new):
             del ds.InstanceCreationDate
@@ -905,6 +905,21 @@ def test_invalid_sop_instance_uid_is_rejected(color_exam: Exam) -> None:
     color_exam.images[0].sop_instance_uid = "1.2.03"
 
     with pytest.raises(ConversionError, match="not a valid DICOM UID"):
+        ExamConverter(color_exam, OPTIONS)
+
+
+def test_invalid_series_uid_is_rejected(color_exam: Exam) -> None:
+    color_exam.uids.series_instance_uid = "2.25.x"
+
+    with pytest.raises(ConversionError, match="series instance uid"):
+        ExamConverter(color_exam, OPTIONS)
+
+
+@pytest.mark.parametrize("number", [-1, 2**31])
+def test_series_number_out_of_range(color_exam: Exam, number: int) -> None:
+    color_exam.sequence_number = number
+
+    with pytest.raises(ConversionError, match="does not fit the DICOM IS type"):
         ExamConverter(color_exam, OPTIONS)
 
 

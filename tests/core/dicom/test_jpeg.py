@@ -35,6 +35,13 @@ def insert_after_soi(data: bytes, *segments: bytes) -> bytes:
     return data[:2] + b"".join(segments) + data[2:]
 
 
+def without_jfif(data: bytes) -> bytes:
+    """Remove the JFIF APP0 segment that Pillow writes first."""
+    assert data[2:4] == b"\xff\xe0"
+    (length,) = struct.unpack_from(">H", data, 4)
+    return data[:2] + data[4 + length :]
+
+
 def marker_codes(data: bytes) -> list[int]:
     """Return the marker codes of the segments before the first scan."""
     codes = []
@@ -194,12 +201,41 @@ def test_baseline_problem_names_the_kind(name: str, problem: str) -> None:
 
 def test_adobe_transform_zero_is_rgb() -> None:
     adobe_rgb = segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00")
-    source = insert_after_soi(jpeg_bytes(draw_fundus(64, 64)), adobe_rgb)
+    plain = without_jfif(jpeg_bytes(draw_fundus(64, 64)))
 
-    structure = parse_jpeg(source)
+    structure = parse_jpeg(insert_after_soi(plain, adobe_rgb))
 
     assert structure.colour_model() == "RGB"
-    assert structure.baseline_problem() == "a RGB JPEG"
+    assert structure.baseline_problem() == "an RGB JPEG without colour transform"
+
+
+def test_jfif_outweighs_adobe_transform() -> None:
+    adobe_rgb = segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00")
+    with_jfif = jpeg_bytes(draw_fundus(64, 64))
+
+    structure = parse_jpeg(insert_after_soi(with_jfif, adobe_rgb))
+
+    assert structure.colour_model() == "YCbCr"
+    assert structure.baseline_problem() is None
+
+
+def test_colours_that_depend_on_app14_are_flagged() -> None:
+    adobe_ycbcr = segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01")
+    colour = bytearray(without_jfif(jpeg_bytes(draw_fundus(64, 64))))
+    sof = colour.index(b"\xff\xc0")
+    for index, identifier in enumerate(b"RGB"):
+        colour[sof + 10 + 3 * index] = identifier
+    scan = colour.index(SOS)
+    for index, identifier in enumerate(b"RGB"):
+        colour[scan + 5 + 2 * index] = identifier
+
+    structure = parse_jpeg(insert_after_soi(bytes(colour), adobe_ycbcr))
+
+    assert structure.colour_model() == "YCbCr"
+    assert structure.colour_model(with_app14=False) == "RGB"
+    assert structure.baseline_problem() == (
+        "a JPEG whose colours depend on its Adobe APP14 segment"
+    )
 
 
 def test_rgb_component_ids_without_markers_are_rgb() -> None:
@@ -207,10 +243,7 @@ def test_rgb_component_ids_without_markers_are_rgb() -> None:
     grey = parse_jpeg(source)
     assert grey.colour_model() == "grey"
 
-    colour = bytearray(parse_jpeg(jpeg_bytes(draw_fundus(64, 64))).stripped)
-    # Remove the JFIF APP0 and rename the components R, G, B.
-    (app0_length,) = struct.unpack_from(">H", colour, 4)
-    del colour[2 : 4 + app0_length]
+    colour = bytearray(without_jfif(jpeg_bytes(draw_fundus(64, 64))))
     sof = colour.index(b"\xff\xc0")
     for index, identifier in enumerate(b"RGB"):
         colour[sof + 10 + 3 * index] = identifier
@@ -229,6 +262,22 @@ def test_oversubscribed_huffman_table_is_rejected() -> None:
 
     with pytest.raises(JpegFormatError, match="Huffman"):
         parse_jpeg(bytes(source))
+
+
+def test_missing_huffman_tables_are_flagged() -> None:
+    source = corpus("hopper_gray.jpg")
+    kept = []
+    position = 2
+    while source[position + 1] != 0xDA:
+        (length,) = struct.unpack_from(">H", source, position + 2)
+        if source[position + 1] != 0xC4:
+            kept.append(source[position : position + 2 + length])
+        position += 2 + length
+    stream = SOI + b"".join(kept) + source[position:]
+
+    problem = parse_jpeg(stream).baseline_problem()
+
+    assert problem == "a JPEG without Huffman tables (Motion JPEG style)"
 
 
 def test_damaged_file_from_fuzzer_is_rejected() -> None:
