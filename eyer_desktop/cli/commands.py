@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from eyer_desktop.cli import exams_cmd, servers_cmd, settings_cmd
+from eyer_desktop.cli import (
+    convert_cmd,
+    delivery_cmd,
+    exams_cmd,
+    servers_cmd,
+    settings_cmd,
+)
 
 
 def register_all(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    for module in (exams_cmd, servers_cmd, settings_cmd):
+    for module in (
+        exams_cmd,
+        convert_cmd,
+        servers_cmd,
+        settings_cmd,
+        delivery_cmd,
+    ):
         module.register(subparsers)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eyer_desktop.cli.output import print_json, print_table
+from eyer_desktop.core import routing
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import (
     DeviceInfo,
@@ -199,6 +200,7 @@ def import_exam(context: Workspace, args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(exam.exam_id)
+    routing.enqueue_exam(context.outbox, list(context.servers), exam)
     return 0
 
 

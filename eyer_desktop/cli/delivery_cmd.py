@@ -1,0 +1,370 @@
+"""Commands that talk to servers: echo, test-server, send, worklist, outbox."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from eyer_desktop.cli.output import print_json, print_table
+from eyer_desktop.core import routing
+from eyer_desktop.core.errors import ValidationError
+from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.net.association import echo
+from eyer_desktop.core.net.worklist import WorklistItem, WorklistQuery, query_worklist
+from eyer_desktop.core.outbox import Delivery, DeliveryState
+from eyer_desktop.core.sending import create_engine, dicom_endpoint
+from eyer_desktop.core.server_settings import DicomWorklistSettings
+from eyer_desktop.core.server_test import test_server
+
+if TYPE_CHECKING:
+    from eyer_desktop.core.workspace import Workspace
+
+_DELIVERED = {DeliveryState.SENT, DeliveryState.WARNING}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    echo_parser = subparsers.add_parser("echo", help="send a C-ECHO to a DICOM server")
+    echo_parser.add_argument("key", help="server key")
+    echo_parser.set_defaults(handler=echo_server)
+
+    test = subparsers.add_parser(
+        "test-server", help="run a server's connection test, step by step"
+    )
+    test.add_argument("key", help="server key")
+    test.set_defaults(handler=test_server_command)
+
+    send = subparsers.add_parser(
+        "send",
+        help="deliver exams now, by the routing rules or to one server",
+        description=(
+            "Queue exams and deliver them. Without --to, the primary and mirror "
+            "servers get them (and the contingency servers when the primary "
+            "cannot). With --to, only that server gets them, sent images "
+            "included. Deliveries that fail for a passing reason stay queued "
+            "and are retried by 'outbox run'."
+        ),
+    )
+    send.add_argument("exams", nargs="+", metavar="EXAM", help="exam id or prefix")
+    send.add_argument("--to", metavar="KEY", help="send to this server only")
+    send.set_defaults(handler=send_exams)
+
+    worklist = subparsers.add_parser("worklist", help="query a worklist server")
+    worklist.add_argument("key", help="worklist server key")
+    worklist.add_argument(
+        "--date",
+        default="today",
+        help="YYYY-MM-DD, a range YYYY-MM-DD..YYYY-MM-DD, 'today' or 'any'",
+    )
+    worklist.add_argument("--name", default="", help="patient name, * and ? allowed")
+    worklist.add_argument(
+        "--station",
+        action="store_true",
+        help="only steps scheduled for this application's AE title",
+    )
+    worklist.add_argument("--json", action="store_true", help="print JSON")
+    worklist.set_defaults(handler=query_worklist_command)
+
+    _register_outbox(subparsers)
+
+
+def _register_outbox(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    outbox = subparsers.add_parser("outbox", help="show and act on queued deliveries")
+    commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")
+    commands.required = True
+
+    list_parser = commands.add_parser("list", help="list deliveries, oldest first")
+    list_parser.add_argument("--server", metavar="KEY")
+    list_parser.add_argument("--exam", metavar="EXAM", help="exam id or prefix")
+    list_parser.add_argument(
+        "--state", action="append", choices=[state.value for state in DeliveryState]
+    )
+    list_parser.add_argument("--json", action="store_true", help="print JSON")
+    list_parser.set_defaults(handler=list_outbox)
+
+    retry = commands.add_parser("retry", help="queue failed deliveries again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--all-failed", action="store_true", help="every failed one")
+    retry.add_argument("--server", metavar="KEY", help="with --all-failed: one server")
+    retry.set_defaults(handler=retry_outbox)
+
+    cancel = commands.add_parser("cancel", help="cancel queued or failed deliveries")
+    cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
+    cancel.set_defaults(handler=cancel_outbox)
+
+    for name, handler, text in (
+        ("pause", pause_server, "hold a server's deliveries"),
+        ("resume", resume_server, "release a server's held deliveries"),
+    ):
+        parser = commands.add_parser(name, help=text)
+        parser.add_argument("key", help="server key")
+        parser.set_defaults(handler=handler)
+
+    run = commands.add_parser("run", help="deliver what is due")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep retrying for up to SECONDS while deliveries are queued",
+    )
+    run.set_defaults(handler=run_outbox)
+
+    history = commands.add_parser("history", help="what went where for one exam")
+    history.add_argument("exam", help="exam id or prefix")
+    history.set_defaults(handler=show_history)
+
+
+def echo_server(context: Workspace, args: argparse.Namespace) -> int:
+    server = context.servers.get(args.key)
+    endpoint = dicom_endpoint(server)
+    round_trip = echo(endpoint)
+    print(f"{server.key}: C-ECHO to {endpoint} answered in {round_trip * 1000:.0f} ms")
+    return 0
+
+
+def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
+    report = test_server(context.servers.get(args.key))
+    for step in report.steps:
+        mark = "ok  " if step.ok else "FAIL"
+        print(f"{mark}  {step.name}: {step.detail}")
+    return 0 if report.ok else 1
+
+
+def send_exams(context: Workspace, args: argparse.Namespace) -> int:
+    exams = [context.library.load(exam) for exam in args.exams]
+    servers = list(context.servers)
+    outbox = context.outbox
+    for exam in exams:
+        if args.to:
+            key = context.servers.get(args.to).key
+            routing.send_now(outbox, servers, exam, key)
+        else:
+            routing.enqueue_exam(outbox, servers, exam)
+
+    summary = create_engine(context).run_once()
+    print(
+        f"{summary.sent} sent, {summary.warnings} with warnings, "
+        f"{summary.retries} to retry, {summary.failed} failed"
+    )
+    return _report_exams(context, exams)
+
+
+def _report_exams(context: Workspace, exams: Sequence[Exam]) -> int:
+    """Print each exam's state per server; return 0 only if all was delivered."""
+    all_delivered = True
+    rows = []
+    for exam in exams:
+        deliveries = context.outbox.deliveries(exam_id=exam.exam_id)
+        for key in sorted({d.server_key for d in deliveries}):
+            mine = [d for d in deliveries if d.server_key == key]
+            delivered = sum(d.state in _DELIVERED for d in mine)
+            all_delivered &= delivered == len(mine)
+            rows.append(
+                (exam.exam_id[:8], key, f"{delivered}/{len(mine)}", _state_note(mine))
+            )
+    if rows:
+        print_table(("EXAM", "SERVER", "DELIVERED", "NOTE"), rows)
+    else:
+        print("No server receives these exams: check the server actions.")
+        all_delivered = False
+    return 0 if all_delivered else 1
+
+
+def _state_note(deliveries: Sequence[Delivery]) -> str:
+    for delivery in deliveries:
+        if delivery.state is DeliveryState.FAILED:
+            return f"failed: {delivery.last_error}"
+    for delivery in deliveries:
+        if delivery.state is DeliveryState.PAUSED:
+            return "paused (server deactivated or paused)"
+    retry_times = [
+        d.next_attempt_at
+        for d in deliveries
+        if d.state is DeliveryState.QUEUED and d.next_attempt_at
+    ]
+    if retry_times:
+        errors = [d.last_error for d in deliveries if d.last_error]
+        when = dt.datetime.fromtimestamp(min(retry_times)).strftime("%H:%M:%S")
+        reason = f"{errors[0]}; " if errors else ""
+        return f"{reason}retry at {when}"
+    warnings = [d.last_error for d in deliveries if d.state is DeliveryState.WARNING]
+    return f"warning: {warnings[0]}" if warnings else ""
+
+
+def query_worklist_command(context: Workspace, args: argparse.Namespace) -> int:
+    server = context.servers.get(args.key)
+    if not isinstance(server.settings, DicomWorklistSettings):
+        raise ValidationError(
+            "Server", server.key, "is not a worklist server", "Give a worklist key"
+        )
+    query = WorklistQuery(
+        station_ae_title=server.settings.calling_ae if args.station else "",
+        modality=server.settings.modality,
+        dates=_parse_dates(args.date),
+        patient_name=args.name,
+    )
+    items = query_worklist(dicom_endpoint(server), query)
+    if args.json:
+        print_json([_worklist_json(item) for item in items])
+        return 0
+    rows = [
+        (
+            item.scheduled_date.isoformat() if item.scheduled_date else "",
+            item.patient_dicom_name,
+            item.patient_id,
+            item.accession_number,
+            item.requested_procedure_description,
+        )
+        for item in items
+    ]
+    print_table(("DATE", "PATIENT", "PATIENT ID", "ACCESSION", "PROCEDURE"), rows)
+    return 0
+
+
+def _worklist_json(item: WorklistItem) -> dict[str, object]:
+    return {
+        "patient_name": item.patient_dicom_name,
+        "patient_id": item.patient_id,
+        "birth_date": item.birth_date.isoformat() if item.birth_date else None,
+        "sex": item.sex.value if item.sex else None,
+        "accession_number": item.accession_number,
+        "study_instance_uid": item.study_instance_uid,
+        "requested_procedure_id": item.requested_procedure_id,
+        "scheduled_procedure_step_id": item.scheduled_procedure_step_id,
+        "scheduled_date": item.scheduled_date.isoformat()
+        if item.scheduled_date
+        else None,
+    }
+
+
+def _parse_dates(text: str) -> tuple[dt.date, dt.date] | None:
+    if text == "any":
+        return None
+    if text == "today":
+        today = dt.date.today()
+        return today, today
+    first, _, last = text.partition("..")
+    try:
+        start = dt.date.fromisoformat(first)
+        end = dt.date.fromisoformat(last) if last else start
+    except ValueError as err:
+        raise ValidationError(
+            "--date",
+            text,
+            "is not a date or date range",
+            "Use YYYY-MM-DD, YYYY-MM-DD..YYYY-MM-DD, today or any",
+        ) from err
+    return start, end
+
+
+def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    exam_id = context.library.resolve_id(args.exam) if args.exam else None
+    server_key = context.servers.get(args.server).key if args.server else None
+    deliveries = context.outbox.deliveries(
+        server_key=server_key, exam_id=exam_id, states=args.state
+    )
+    if args.json:
+        print_json([_delivery_json(d) for d in deliveries])
+        return 0
+    rows = [
+        (
+            d.delivery_id,
+            d.exam_id[:8],
+            d.image_id[:8],
+            d.server_key,
+            d.state.value,
+            d.attempts,
+            d.last_error or "",
+        )
+        for d in deliveries
+    ]
+    print_table(("ID", "EXAM", "IMAGE", "SERVER", "STATE", "TRIES", "LAST ERROR"), rows)
+    return 0
+
+
+def _delivery_json(delivery: Delivery) -> dict[str, object]:
+    return {
+        "id": delivery.delivery_id,
+        "exam_id": delivery.exam_id,
+        "image_id": delivery.image_id,
+        "sop_instance_uid": delivery.sop_instance_uid,
+        "server": delivery.server_key,
+        "route": delivery.route.value,
+        "state": delivery.state.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "last_error": delivery.last_error,
+        "status_code": delivery.status_code,
+    }
+
+
+def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    if args.all_failed:
+        key = context.servers.get(args.server).key if args.server else None
+        count = context.outbox.retry_failed(key)
+    elif args.ids:
+        count = context.outbox.retry(args.ids)
+    else:
+        raise ValidationError(
+            "outbox retry", None, "needs delivery ids", "Give ids or --all-failed"
+        )
+    print(f"{count} deliveries queued again")
+    return 0
+
+
+def cancel_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    count = context.outbox.cancel(args.ids)
+    print(f"{count} deliveries cancelled")
+    return 0
+
+
+def pause_server(context: Workspace, args: argparse.Namespace) -> int:
+    key = context.servers.get(args.key).key
+    count = context.outbox.pause(key)
+    print(f"{key}: paused, {count} deliveries held")
+    return 0
+
+
+def resume_server(context: Workspace, args: argparse.Namespace) -> int:
+    key = context.servers.get(args.key).key
+    count = context.outbox.resume(key)
+    print(f"{key}: resumed, {count} deliveries released")
+    return 0
+
+
+def run_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    if args.wait < 0:
+        raise ValidationError("--wait", args.wait, "is negative", "Give 0 or more")
+    engine = create_engine(context)
+    summary = engine.run_until_idle(deadline=time.time() + args.wait)
+    print(
+        f"{summary.sent} sent, {summary.warnings} with warnings, "
+        f"{summary.retries} to retry, {summary.failed} failed"
+    )
+    queued = context.outbox.deliveries(states=[DeliveryState.QUEUED])
+    if queued:
+        print(f"{len(queued)} deliveries still queued", file=sys.stderr)
+    return 0 if summary.failed == 0 and not queued else 1
+
+
+def show_history(context: Workspace, args: argparse.Namespace) -> int:
+    exam_id = context.library.resolve_id(args.exam)
+    rows = [
+        (
+            dt.datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S"),
+            event.server_key,
+            event.image_id[:8],
+            event.kind.value,
+            event.status_code if event.status_code is not None else "",
+            event.detail,
+        )
+        for event in context.outbox.history(exam_id)
+    ]
+    print_table(("TIME", "SERVER", "IMAGE", "EVENT", "CODE", "DETAIL"), rows)
+    return 0
