@@ -38,8 +38,8 @@ class DcmtkServer:
     Attributes:
         process: The server process, stopped by its PID at the end.
         port: The loopback port it listens on.
-        ae_title: Its own AE title (storescp answers to any called AE title;
-            wlmscpfs only to the names of the folders under its data path).
+        ae_title: Its own AE title (storescp accepts any called AE title,
+            wlmscpfs only the names of the folders under its data path).
         folder: Where storescp writes received files, or wlmscpfs reads
             worklist files.
         log: File holding the server's standard output and error.
@@ -174,7 +174,7 @@ def run_storescp(
 ) -> Iterator[DcmtkServer]:
     """Run storescp writing received files into ``folder``.
 
-    With ``accept_jpeg`` it accepts every transfer syntax it knows (``+xa``);
+    With ``accept_jpeg`` it accepts every transfer syntax it supports (``+xa``);
     without, only the uncompressed ones (its default). ``extra_arguments``
     adds options such as ``--abort-after`` or a TLS setup.
     """

@@ -1,8 +1,8 @@
 """A fake storage SCP for faults no real peer on this machine produces.
 
-dcmtk's storescp answers every C-STORE with success, and its
+dcmtk's storescp returns success to every C-STORE, and its
 ``--abort-after`` aborts at the first request. This fake, built on
-pynetdicom, answers with a scripted status per request (warnings B000, B006,
+pynetdicom, returns a scripted status per request (warnings B000, B006,
 B007 or failures A7xx, A9xx, Cxxx) and can abort the association after a
 given number of requests. Real peers cover everything else.
 """
@@ -33,9 +33,9 @@ class FakeStoreScp:
         ae_title: Its AE title.
         statuses: Status returned to the n-th C-STORE request (0-based);
             requests past the end get success.
-        abort_after: Number of requests answered before the fake aborts the
+        abort_after: Number of requests processed before the fake aborts the
             association on the next one; None never aborts.
-        received: SOP Instance UIDs of the requests answered, in order.
+        received: SOP Instance UIDs of the requests processed, in order.
     """
 
     port: int
@@ -46,7 +46,7 @@ class FakeStoreScp:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle_store(self, event: Event) -> int:
-        """Answer one C-STORE request with the scripted status."""
+        """Return the scripted status for one C-STORE request."""
         with self._lock:
             index = len(self.received)
             if self.abort_after is not None and index >= self.abort_after:

@@ -105,7 +105,9 @@ def test_echo_acse_timeout_on_silent_peer() -> None:
 
     assert elapsed < TIMEOUT_S + TIMEOUT_SLACK_S
     assert caught.value.transient is True
-    assert "did not answer the association request within 1.5 s" in str(caught.value)
+    assert "did not respond to the association request within 1.5 s" in str(
+        caught.value
+    )
 
 
 def test_echo_unknown_called_ae_is_permanent(tmp_path: Path) -> None:

@@ -97,8 +97,8 @@ def test_orthanc_unknown_called_ae_is_permanent(orthanc: OrthancServer) -> None:
 
 
 def test_orthanc_worklist_accented_names(orthanc: OrthancServer) -> None:
-    # Orthanc 1.10 answers in its default encoding (Latin-1 here) whatever
-    # the file's, so the UTF-8 file holds only letters Latin-1 has.
+    # Orthanc 1.10 returns worklist items in its default encoding (Latin-1
+    # here), whatever the file's, so the UTF-8 file holds only letters Latin-1 has.
     orthanc.write_worklist(worklist_item("CONCEIÇÃO^MARIA", "W1", "ISO_IR 100"), "w1")
     orthanc.write_worklist(worklist_item("JOÃO^ZÉ", "W2", "ISO_IR 192"), "w2")
     endpoint = endpoint_for(orthanc)

@@ -278,7 +278,7 @@ def test_store_response_timeout_is_transient(tmp_path: Path) -> None:
 
     assert [o.status for o in report.outcomes] == [StoreStatus.NOT_SENT] * 2
     assert report.outcomes[0].error is not None
-    assert "did not answer within 1 s" in report.outcomes[0].error.args[0]
+    assert "did not respond within 1 s" in report.outcomes[0].error.args[0]
     assert report.outcomes[0].error.transient is True
 
 

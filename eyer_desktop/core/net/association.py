@@ -42,7 +42,7 @@ MAX_PDU_SIZE = 65536
 
 @dataclass(frozen=True)
 class DicomEndpoint:
-    """What an association with one DICOM server needs.
+    """Connection settings of one DICOM server, as an association uses them.
 
     Attributes:
         host: Host name or IP address of the server.
@@ -124,11 +124,12 @@ class _TunedAssociationSocket(AssociationSocket):
     """pynetdicom's socket with low-latency TCP options and a kept error.
 
     dcmtk's storescp (3.6.7 as Debian ships it) delays each C-STORE response
-    until the sender's delayed acknowledgement arrives: Nagle's algorithm on
-    one side meets delayed ACK on the other, about 40 ms per file, which caps
-    a batch near 22 files a second. TCP_NODELAY on this socket, and re-arming
-    TCP_QUICKACK before every read on Linux (the kernel clears it by itself),
-    remove the stall. Archives built the same way behave the same.
+    until the sender's delayed acknowledgement arrives. Nagle's algorithm on
+    one side meets delayed ACK on the other, so each file waits about 40 ms
+    and a batch is capped near 22 files a second. TCP_NODELAY on this socket,
+    and re-arming TCP_QUICKACK before every read on Linux (the kernel clears
+    it by itself), remove the stall. Archives built the same way behave the
+    same.
 
     The connection is made here rather than in pynetdicom so that the reason
     of a failed connection (refused, timed out, TLS certificate rejected) is
@@ -355,7 +356,7 @@ def _association_failure(
     if elapsed >= endpoint.acse_timeout:
         logger.info("Association request to %s timed out", endpoint)
         return DeliveryError(
-            f"{endpoint} did not answer the association request within "
+            f"{endpoint} did not respond to the association request within "
             f"{endpoint.acse_timeout:g} s. Check that the port belongs to a "
             "DICOM server and that TLS is set the way the server expects.",
             transient=True,
@@ -461,7 +462,7 @@ def echo(endpoint: DicomEndpoint) -> float:
     association set-up.
 
     Raises:
-        DeliveryError: The association failed, or the server answered with a
+        DeliveryError: The association failed, or the server returned a
             status other than success.
     """
     contexts = [build_context(VERIFICATION_SOP_CLASS)]
@@ -473,16 +474,16 @@ def echo(endpoint: DicomEndpoint) -> float:
         code = status.get("Status") if status is not None else None
         if code is None:
             raise DeliveryError(
-                f"{endpoint} did not answer the C-ECHO within "
+                f"{endpoint} did not respond to the C-ECHO within "
                 f"{endpoint.dimse_timeout:g} s, or the association ended.",
                 transient=True,
             )
         if code != 0x0000:
             raise DeliveryError(
-                f"{endpoint} answered the C-ECHO with status 0x{code:04X}.",
+                f"{endpoint} returned status 0x{code:04X} to the C-ECHO.",
                 transient=False,
                 code=code,
             )
 
-    logger.info("C-ECHO to %s answered in %.1f ms", endpoint, round_trip * 1000)
+    logger.info("C-ECHO to %s: round trip %.1f ms", endpoint, round_trip * 1000)
     return round_trip

@@ -1,12 +1,12 @@
 """C-STORE of a batch of instances over one association.
 
-For every SOP class in the batch the request proposes, as separate
-presentation contexts, the compressed syntax of the files (JPEG Baseline for
-the converter's OP images), Explicit VR Little Endian and Implicit VR Little
-Endian, so a server can accept one and reject another. A JPEG image goes out
-as it is when the server accepts JPEG Baseline, and decoded to native pixels
-when it accepts only uncompressed syntaxes; JPEG bytes never travel under an
-uncompressed syntax.
+For every SOP class in the batch the request proposes three presentation
+contexts with one transfer syntax each: the compressed syntax of the files
+(JPEG Baseline for the converter's OP images), Explicit VR Little Endian and
+Implicit VR Little Endian. A server can then accept one and reject another.
+A JPEG image goes out as it is when the server accepts JPEG Baseline, and
+decoded to native pixels when it accepts only uncompressed syntaxes. JPEG
+bytes never travel under an uncompressed syntax.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ StoreSource = Dataset | Path | str
 
 
 class StoreStatus(StrEnum):
-    """What happened to one instance of a batch."""
+    """Result of one instance of a batch."""
 
     SENT = "sent"
     WARNING = "warning"
@@ -123,7 +123,7 @@ class StoreReport:
 
 @dataclass(frozen=True)
 class _Item:
-    """One instance of a batch, as far as its header tells."""
+    """One instance of a batch, as read from its header."""
 
     source: Dataset | Path
     sop_class_uid: str
@@ -136,7 +136,7 @@ class _Item:
 
 
 class _NotSendableError(Exception):
-    """The instance cannot be sent on this association; the message says why."""
+    """An instance that cannot be sent on this association, with the reason."""
 
 
 def store(
@@ -148,7 +148,7 @@ def store(
 ) -> StoreReport:
     """Send every instance in ``sources`` over one association.
 
-    ``sources`` holds datasets with file meta information, or paths of DICOM
+    ``sources`` contains datasets with file meta information, or paths of DICOM
     files. With a ``fallback`` other than NONE, an OP image whose SOP class the
     server rejects is rewritten and sent as the fallback class.
     ``on_outcome`` is called after each instance, for progress display.
@@ -300,7 +300,7 @@ class _BatchSender:
         code = status.get("Status") if status is not None else None
         if code is None:
             self._ended_reason = (
-                "the association was aborted, or the server did not answer within "
+                "the association was aborted, or the server did not respond within "
                 f"{self._endpoint.dimse_timeout:g} s"
             )
             logger.warning("C-STORE to %s: %s", self._endpoint, self._ended_reason)
@@ -481,7 +481,7 @@ def _names(syntaxes: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class StorageProbe:
-    """What a storage server accepted when asked for the image SOP classes.
+    """Transfer syntaxes a storage server accepted for the image SOP classes.
 
     Attributes:
         endpoint: The server, as ``AET@host:port``.
@@ -495,9 +495,9 @@ class StorageProbe:
     def transfer_syntax_for_jpeg(self, sop_class: str = OP_8BIT_IMAGE_STORAGE) -> str:
         """Return the syntax a JPEG image of ``sop_class`` would be sent with.
 
-        JPEG Baseline when accepted (the file goes as it is), else an
-        uncompressed syntax (the image is decoded first); empty when the
-        server rejected the class.
+        This is JPEG Baseline when accepted, because the file goes as it is.
+        Otherwise it is an uncompressed syntax, and the image is decoded
+        first. It is empty when the server rejected the class.
         """
         accepted = self.accepted.get(sop_class, ())
         for transfer_syntax in (JPEGBaseline8Bit, *UNCOMPRESSED_SYNTAXES):

@@ -355,7 +355,7 @@ def query_worklist(endpoint: DicomEndpoint, query: WorklistQuery) -> list[Workli
 
     Raises:
         DeliveryError: The association failed, the server rejected the
-            Modality Worklist model, answered with a failure status, or the
+            Modality Worklist model, returned a failure status, or the
             association ended before the last response.
     """
     contexts = [build_context(MODALITY_WORKLIST_FIND)]
@@ -382,7 +382,7 @@ def _find(
         if code is None:
             raise DeliveryError(
                 f"Worklist query to {endpoint} ended early: the association was "
-                "aborted, or the server did not answer within "
+                "aborted, or the server did not respond within "
                 f"{endpoint.dimse_timeout:g} s.",
                 transient=True,
             )
