@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eyer_desktop.core.errors import ExamError, ValidationError
-from eyer_desktop.core.exams import Exam, ExamType, PatientName
+from eyer_desktop.core.exams import Exam, ExamImage, ExamType, PatientName
 from eyer_desktop.core.manifest import (
     ExamValidationError,
     exam_from_json,
@@ -43,7 +43,13 @@ _COPY_CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class ExamSummary:
-    """The values an exam list shows of one exam, read from its manifest alone."""
+    """The values an exam list shows of one exam, read from its manifest alone.
+
+    Attributes:
+        document_type: Type of the patient's clinic document, such as CPF.
+        document_number: Number of the patient's clinic document.
+        images: The exam's images in manifest order, for thumbnails.
+    """
 
     exam_id: str
     folder: Path
@@ -52,6 +58,9 @@ class ExamSummary:
     exam_type: ExamType
     image_count: int
     sequence_number: int
+    document_type: str = ""
+    document_number: str = ""
+    images: tuple[ExamImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,9 @@ def summarize(exam: Exam, folder: Path) -> ExamSummary:
         exam_type=exam.exam_type,
         image_count=len(exam.images),
         sequence_number=exam.sequence_number,
+        document_type=exam.patient.document.type,
+        document_number=exam.patient.document.number,
+        images=tuple(exam.images),
     )
 
 

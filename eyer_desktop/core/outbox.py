@@ -28,6 +28,7 @@ server's error text, never patient data.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sqlite3
@@ -1138,6 +1139,32 @@ class Outbox:
         )
         for server_key, state, count in rows:
             per_state = counts.setdefault(server_key, dict.fromkeys(DeliveryState, 0))
+            per_state[DeliveryState(state)] = count
+        return counts
+
+    def exam_counts(
+        self, exam_ids: Collection[str]
+    ) -> dict[str, dict[str, dict[DeliveryState, int]]]:
+        """Return the number of deliveries in each state, per exam and server key.
+
+        One query serves any number of exam ids, because the ids travel as one
+        JSON array parameter. Exams without deliveries are left out. Every state
+        appears for every server an exam has deliveries to, zero included.
+        """
+        counts: dict[str, dict[str, dict[DeliveryState, int]]] = {}
+        if not exam_ids:
+            return counts
+        rows = self._query(
+            "SELECT exam_id, server_key, state, COUNT(*) FROM deliveries "
+            "WHERE exam_id IN (SELECT value FROM json_each(?)) "
+            "GROUP BY exam_id, server_key, state",
+            (json.dumps(list(exam_ids)),),
+        )
+        for exam_id, server_key, state, count in rows:
+            per_server = counts.setdefault(exam_id, {})
+            per_state = per_server.setdefault(
+                server_key, dict.fromkeys(DeliveryState, 0)
+            )
             per_state[DeliveryState(state)] = count
         return counts
 
