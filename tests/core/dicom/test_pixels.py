@@ -64,6 +64,19 @@ def test_baseline_is_passed_through(name: str, samples: int) -> None:
     assert decode(encoded.jpeg).tobytes() == decode(source).tobytes()
 
 
+def test_passthrough_does_not_decode_pixels() -> None:
+    source = bytearray(corpus("hopper_420.jpg"))
+    scan = source.index(SOS) + 14
+    # Overwrite entropy-coded data: a decoder would fail or produce garbage,
+    # but the structure stays valid because no 0xFF byte is written.
+    source[scan : scan + 2000] = bytes([0x5A]) * 2000
+
+    encoded = encode_image(bytes(source))
+
+    assert encoded.reencoded_from is None
+    assert bytes(source).endswith(encoded.jpeg[encoded.jpeg.index(SOS) :])
+
+
 def test_passthrough_of_real_fundus_photograph() -> None:
     source = DATA_DIR / "fundus" / "wikimedia_fundus_normal_right_eye_600px.jpg"
     data = source.read_bytes()
