@@ -44,7 +44,6 @@ from tests.core.dicom.conftest import (
     CREATED_AT,
     EXAM_SPECS,
     JPEG_DIR,
-    ExamSpec,
     ImageSpec,
     color_spec,
     fundus_jpeg,
@@ -976,10 +975,3 @@ def test_exam_type_series_descriptions(tmp_path: Path) -> None:
         ExamType.STEREO: "Stereo",
         ExamType.PANORAMIC: "Panoramic",
     }
-
-
-def test_exam_spec_defaults_are_complete() -> None:
-    spec = ExamSpec(ExamType.COLOR, [])
-
-    assert spec.device.clinic_name
-    assert spec.anamnesis == ANAMNESIS

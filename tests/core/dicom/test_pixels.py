@@ -11,7 +11,6 @@ from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 
 from eyer_desktop.core.dicom.jpeg import parse_jpeg
 from eyer_desktop.core.dicom.pixels import (
-    EncodedImage,
     ImageInputError,
     encode_image,
     image_size,
@@ -291,11 +290,3 @@ def test_image_size_reads_headers_only() -> None:
         65535,
     )
     assert image_size(corpus("mozilla_jpg-size-6x6_is_png.jpg")) == (6, 6)
-
-
-def test_encoded_image_is_frozen() -> None:
-    encoded = encode_image(corpus("hopper_gray.jpg"))
-
-    assert isinstance(encoded, EncodedImage)
-    with pytest.raises(AttributeError):
-        encoded.rows = 1  # type: ignore[misc]
