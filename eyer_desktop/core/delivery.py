@@ -8,16 +8,23 @@ outbox, and when a primary delivery fails it queues the exam for the contingency
 servers.
 
 The engine keeps no state between runs, so a GUI timer, the command line or a test
-can call :meth:`DeliveryEngine.run_once` at any time.
+can call :meth:`DeliveryEngine.run_once` at any time. A caller that runs servers
+on threads of its own calls :meth:`DeliveryEngine.run_server` for one server
+instead. While a server is being sent to, the engine reports a
+:class:`ServerProgress` after each step to the ``progress`` callback, on the
+thread that sends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from eyer_desktop.core import routing
@@ -90,6 +97,81 @@ class RunSummary:
             self.retries += 1
 
 
+class ServerPhase(StrEnum):
+    """Stage of the engine's work for one server."""
+
+    CONVERTING = "converting"
+    """Converting the images of the current batch to DICOM."""
+    SENDING = "sending"
+    """Sending the current batch, or about to claim the next one."""
+    FINISHED = "finished"
+    """The run of this server ended: nothing due is left, it failed, or it was
+    stopped."""
+
+
+@dataclass(frozen=True)
+class ServerProgress:
+    """Where one server's deliveries stand during a run of the engine.
+
+    Attributes:
+        done: Deliveries of this run that have an outcome. During a batch it
+            also counts the images of the batch converted (CONVERTING) or
+            acknowledged by the server (SENDING) so far.
+        total: Deliveries that were due when the run began, or claimed in it
+            if more.
+        summary: Outcomes recorded in this run so far.
+        last_error: Text of the last failure recorded in this run.
+        retry_at: Earliest next attempt of a delivery that failed transiently
+            in this run, as Unix time in seconds.
+    """
+
+    server_key: str
+    phase: ServerPhase
+    done: int
+    total: int
+    summary: RunSummary
+    last_error: str | None = None
+    retry_at: float | None = None
+
+
+ProgressCallback = Callable[[ServerProgress], None]
+
+
+@dataclass
+class _ServerRun:
+    """The engine's bookkeeping of one server's run, for progress reports."""
+
+    server_key: str
+    total: int
+    done: int = 0
+    summary: RunSummary = field(default_factory=RunSummary)
+    last_error: str | None = None
+    retry_at: float | None = None
+
+    def record(self, updated: Sequence[Delivery], batch_size: int) -> None:
+        self.done += batch_size
+        for delivery in updated:
+            self.summary.count(delivery)
+            if delivery.last_error and delivery.state is not DeliveryState.WARNING:
+                self.last_error = delivery.last_error
+            due = delivery.next_attempt_at
+            if delivery.error_class is not None and due is not None:
+                self.retry_at = (
+                    due if self.retry_at is None else min(self.retry_at, due)
+                )
+
+    def progress(self, phase: ServerPhase, in_batch: int = 0) -> ServerProgress:
+        return ServerProgress(
+            server_key=self.server_key,
+            phase=phase,
+            done=self.done + in_batch,
+            total=self.total,
+            summary=dataclasses.replace(self.summary),
+            last_error=self.last_error,
+            retry_at=self.retry_at,
+        )
+
+
 class DeliveryEngine:
     """Runs the outbox's due deliveries through a sender.
 
@@ -101,6 +183,9 @@ class DeliveryEngine:
         sleep: Waits a number of seconds; run_until_idle uses it between runs.
         batch_size: Maximum number of deliveries sent to a server in one batch.
         max_workers: Maximum number of servers sent to at the same time.
+        progress: Called with a :class:`ServerProgress` after each step of a
+            server's run, on the thread that sends to that server. It must
+            return quickly and not raise.
     """
 
     def __init__(
@@ -113,6 +198,7 @@ class DeliveryEngine:
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = 100,
         max_workers: int = 4,
+        progress: ProgressCallback | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
@@ -125,6 +211,9 @@ class DeliveryEngine:
         self.sleep = sleep
         self.batch_size = batch_size
         self.max_workers = max_workers
+        self.progress = progress
+        self._runs: dict[str, _ServerRun] = {}
+        self._runs_lock = threading.Lock()
 
     def run_once(self) -> RunSummary:
         """Send every delivery that is due now and return the counts of outcomes.
@@ -151,6 +240,49 @@ class DeliveryEngine:
                 summary.add(future.result())
         return summary
 
+    def run_server(
+        self, server_key: str, should_continue: Callable[[], bool] | None = None
+    ) -> RunSummary:
+        """Send every delivery to one server that is due now, batch after batch.
+
+        The server list is read and applied to the outbox first, as in
+        :meth:`run_once`. Call it for different servers from different threads
+        to send to them independently, but never for the same server from two
+        threads at once.
+
+        Args:
+            server_key: The server to send to.
+            should_continue: Called before each batch is claimed; when it
+                returns False the run ends, and the deliveries not claimed yet
+                stay queued.
+
+        Raises:
+            OutboxError: The outbox cannot be read or written.
+        """
+        servers = list(self.servers())
+        routing.sync_server_actions(self.outbox, servers)
+        return self._drain_server(server_key, servers, should_continue)
+
+    def report_batch_progress(
+        self, server_key: str, phase: ServerPhase, in_batch: int
+    ) -> None:
+        """Report progress inside the current batch of a server.
+
+        A sender calls this while it converts and sends, with the number of
+        the batch's images done in ``phase``. Calls for a server that is not
+        being run are ignored.
+        """
+        if self.progress is None:
+            return
+        with self._runs_lock:
+            run = self._runs.get(server_key)
+        if run is None:
+            return
+        try:
+            self.progress(run.progress(phase, in_batch))
+        except Exception:
+            logger.exception("Progress callback failed for server %s", server_key)
+
     def run_until_idle(self, deadline: float) -> RunSummary:
         """Run until no delivery is queued or the deadline passes.
 
@@ -175,18 +307,57 @@ class DeliveryEngine:
                 self.sleep(next_due - now)
 
     def _drain_server(
-        self, server_key: str, servers: Sequence[ServerView]
+        self,
+        server_key: str,
+        servers: Sequence[ServerView],
+        should_continue: Callable[[], bool] | None = None,
     ) -> RunSummary:
-        summary = RunSummary()
-        while batch := self.outbox.claim_due(server_key, self.batch_size):
-            summary.batches += 1
-            updated, batch_error = self._send_and_record(server_key, batch, servers)
-            for delivery in updated:
-                summary.count(delivery)
-            if batch_error is not None and batch_error.transient:
-                self._postpone_rest(server_key, updated)
-                break
-        return summary
+        run = self._start_run(server_key)
+        try:
+            while should_continue is None or should_continue():
+                batch = self.outbox.claim_due(server_key, self.batch_size)
+                if not batch:
+                    break
+                run.summary.batches += 1
+                run.total = max(run.total, run.done + len(batch))
+                self._report(run, ServerPhase.CONVERTING)
+                updated, batch_error = self._send_and_record(server_key, batch, servers)
+                run.record(updated, len(batch))
+                self._report(run, ServerPhase.SENDING)
+                if batch_error is not None and batch_error.transient:
+                    self._postpone_rest(server_key, updated)
+                    break
+        finally:
+            with self._runs_lock:
+                self._runs.pop(server_key, None)
+            self._report(run, ServerPhase.FINISHED)
+        return run.summary
+
+    def _start_run(self, server_key: str) -> _ServerRun:
+        total = 0
+        if self.progress is not None:
+            now = self.clock()
+            queued = self.outbox.deliveries(
+                server_key=server_key, states=[DeliveryState.QUEUED]
+            )
+            total = sum(
+                d.next_attempt_at is not None and d.next_attempt_at <= now
+                for d in queued
+            )
+        run = _ServerRun(server_key, total)
+        with self._runs_lock:
+            self._runs[server_key] = run
+        return run
+
+    def _report(self, run: _ServerRun, phase: ServerPhase) -> None:
+        if self.progress is None:
+            return
+        # A failing progress callback must not leave claimed deliveries in the
+        # sending state, so its error is logged and the run goes on.
+        try:
+            self.progress(run.progress(phase))
+        except Exception:
+            logger.exception("Progress callback failed for server %s", run.server_key)
 
     def _send_and_record(
         self, server_key: str, batch: Sequence[Delivery], servers: Sequence[ServerView]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 
-from eyer_desktop.core.delivery import DeliveryEngine
+from eyer_desktop.core.delivery import DeliveryEngine, ProgressCallback, ServerPhase
 from eyer_desktop.core.dicom.charset import CharacterSet
 from eyer_desktop.core.dicom.convert import ExamConverter
 from eyer_desktop.core.dicom.options import ConversionOptions, NameOrder
@@ -164,6 +164,11 @@ class _Prepared:
     outcomes: dict[int, Outcome]
 
 
+BatchProgress = Callable[[str, ServerPhase, int], None]
+"""Called as ``(server_key, phase, images_done)`` while a sender works on a
+batch; :meth:`DeliveryEngine.report_batch_progress` is one."""
+
+
 class WorkspaceSender:
     """Sends batches of queued deliveries to the servers of a workspace.
 
@@ -171,11 +176,23 @@ class WorkspaceSender:
     when they are sent, from the exam library, so what reaches a server always
     reflects the current settings; the UIDs come from the exam and stay the
     same on every resend.
+
+    Args:
+        workspace: The profile whose servers, settings and exams are used.
+        secrets: The keyring of DICOMweb passwords and tokens.
+        progress: Called before each image of a batch is converted and after
+            a DICOM server acknowledges each one, on the sending thread.
     """
 
-    def __init__(self, workspace: Workspace, secrets: SecretStore | None = None):
+    def __init__(
+        self,
+        workspace: Workspace,
+        secrets: SecretStore | None = None,
+        progress: BatchProgress | None = None,
+    ):
         self.workspace = workspace
         self.secrets = secrets or SecretStore()
+        self.progress = progress
 
     def send(self, server_key: str, batch: Sequence[Delivery]) -> Mapping[int, Outcome]:
         server = self.workspace.servers.get(server_key)
@@ -189,11 +206,16 @@ class WorkspaceSender:
             sent = self._send_dimse(server, prepared.datasets)
         return prepared.outcomes | sent
 
+    def _report(self, server_key: str, phase: ServerPhase, done: int) -> None:
+        if self.progress is not None:
+            self.progress(server_key, phase, done)
+
     def _prepare(self, server: Server, batch: Sequence[Delivery]) -> _Prepared:
         options = conversion_options(self.workspace.settings, server)
         prepared = _Prepared({}, {})
         converters: dict[str, ExamConverter | ExamError | ConversionError] = {}
-        for delivery in batch:
+        for converted, delivery in enumerate(batch):
+            self._report(server.key, ServerPhase.CONVERTING, converted)
             converter = converters.get(delivery.exam_id)
             if converter is None:
                 converter = self._converter(delivery.exam_id, options)
@@ -229,8 +251,19 @@ class WorkspaceSender:
         if hasattr(server.settings, "sop_class_fallback"):
             fallback = _FALLBACKS[server.settings.sop_class_fallback]
         delivery_ids = list(datasets)
+        acknowledged = 0
+
+        def count_outcome(_outcome: object) -> None:
+            nonlocal acknowledged
+            acknowledged += 1
+            self._report(server.key, ServerPhase.SENDING, acknowledged)
+
+        self._report(server.key, ServerPhase.SENDING, 0)
         report: StoreReport = store(
-            dicom_endpoint(server), list(datasets.values()), fallback=fallback
+            dicom_endpoint(server),
+            list(datasets.values()),
+            fallback=fallback,
+            on_outcome=count_outcome,
         )
         outcomes: dict[int, Outcome] = {}
         for delivery_id, outcome in zip(delivery_ids, report.outcomes, strict=True):
@@ -255,6 +288,7 @@ class WorkspaceSender:
             delivery_id: str(dataset.SOPInstanceUID)
             for delivery_id, dataset in datasets.items()
         }
+        self._report(server.key, ServerPhase.SENDING, 0)
         result: StowResult = client.store([_encode(ds) for ds in datasets.values()])
         by_uid = {outcome.sop_instance_uid: outcome for outcome in result.outcomes}
 
@@ -281,14 +315,28 @@ class WorkspaceSender:
 
 
 def create_engine(
-    workspace: Workspace, secrets: SecretStore | None = None
+    workspace: Workspace,
+    secrets: SecretStore | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    batch_size: int = 100,
 ) -> DeliveryEngine:
-    """Return a delivery engine over the workspace's outbox and servers."""
-    return DeliveryEngine(
+    """Return a delivery engine over the workspace's outbox and servers.
+
+    With ``progress``, the engine reports each server's progress to it, down
+    to single images converted and sent.
+    """
+    sender = WorkspaceSender(workspace, secrets)
+    engine = DeliveryEngine(
         workspace.outbox,
-        WorkspaceSender(workspace, secrets),
+        sender,
         servers=lambda: list(workspace.servers),
+        batch_size=batch_size,
+        progress=progress,
     )
+    if progress is not None:
+        sender.progress = engine.report_batch_progress
+    return engine
 
 
 def _dataset_of(converter: ExamConverter, delivery: Delivery) -> Dataset:
