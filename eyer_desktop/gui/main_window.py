@@ -27,8 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from eyer_desktop import __version__
+from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.workspace import Workspace
 from eyer_desktop.gui.icons import icon
+from eyer_desktop.gui.servers.page import ServersPage
+from eyer_desktop.gui.settings_dialog import SettingsDialog
 from eyer_desktop.gui.workers import Pools
 
 logger = logging.getLogger(__name__)
@@ -75,11 +78,10 @@ def create_pages(workspace: Workspace, pools: Pools) -> list[Page]:
     exams_text = _tr(
         "Exams will be listed here with their thumbnails and delivery status."
     )
-    servers_text = _tr("The server list will be shown here.")
     activity_text = _tr("Deliveries to each server will be listed here.")
     return [
         Page(_tr("Exams"), "exams", PlaceholderPage(exams_text)),
-        Page(_tr("Servers"), "servers", PlaceholderPage(servers_text)),
+        Page(_tr("Servers"), "servers", ServersPage(workspace, pools, SecretStore())),
         Page(_tr("Activity"), "activity", PlaceholderPage(activity_text)),
     ]
 
@@ -108,6 +110,7 @@ class MainWindow(QMainWindow):
         self.workspace = workspace
         self.pools = pools
         self._closing_when_idle = False
+        self.settings_dialog: SettingsDialog | None = None
 
         title = self.tr("Eyer Desktop")
         self.setWindowTitle(title if demo is None else self.tr("%s (demo)") % title)
@@ -244,9 +247,17 @@ class MainWindow(QMainWindow):
                 return page.widget
         raise KeyError(title)
 
-    def open_settings(self) -> None:
-        """Open the Settings dialog."""
-        self.show_status(self.tr("The Settings dialog is not available yet"))
+    def open_settings(self) -> SettingsDialog:
+        """Open the Settings dialog; it saves through the workspace."""
+        dialog = SettingsDialog(self.workspace, self)
+        dialog.accepted.connect(self._settings_saved)
+        dialog.finished.connect(dialog.deleteLater)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _settings_saved(self) -> None:
+        self.show_status(self.tr("Settings saved"))
 
     def open_log_folder(self) -> None:
         """Open the profile's log folder in the file manager."""

@@ -1,0 +1,1 @@
+"""The Servers page, after the camera's Synchronization > Servers screen."""
