@@ -858,11 +858,12 @@ class Outbox:
         Returns:
             The number of deliveries postponed.
         """
+        now = self.clock()
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE server_key = ? "
-                "AND state = ? AND next_attempt_at < ?",
-                (until, server_key, DeliveryState.QUEUED, until),
+                "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? "
+                "WHERE server_key = ? AND state = ? AND next_attempt_at < ?",
+                (until, now, server_key, DeliveryState.QUEUED, until),
             )
             return cursor.rowcount
 
@@ -1103,12 +1104,22 @@ class Outbox:
         exam_id: str | None = None,
         states: Collection[DeliveryState] | None = None,
         route: Route | None = None,
+        updated_since: float | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Delivery]:
-        """Return the deliveries that match every filter given, oldest first."""
+        """Return the deliveries that match every filter given, oldest first.
+
+        ``updated_since`` keeps the deliveries whose ``updated_at`` is at or
+        after that Unix time. A change is stamped before its transaction waits
+        for the lock, so a reader that polls for changes should go back a few
+        seconds before the newest ``updated_at`` it has seen.
+        """
         conditions = []
         parameters: list[object] = []
+        if updated_since is not None:
+            conditions.append("updated_at >= ?")
+            parameters.append(updated_since)
         for column, value in (
             ("server_key", server_key),
             ("exam_id", exam_id),
