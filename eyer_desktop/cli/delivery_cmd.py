@@ -228,19 +228,31 @@ def query_worklist_command(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def _worklist_json(item: WorklistItem) -> dict[str, object]:
+    """Return every value of a worklist item, with dates and times in ISO 8601."""
     return {
         "patient_name": item.patient_dicom_name,
         "patient_id": item.patient_id,
-        "birth_date": item.birth_date.isoformat() if item.birth_date else None,
+        "issuer_of_patient_id": item.issuer_of_patient_id,
+        "birth_date": _iso(item.birth_date),
         "sex": item.sex.value if item.sex else None,
         "accession_number": item.accession_number,
         "study_instance_uid": item.study_instance_uid,
+        "referring_physician_name": item.referring_physician_name,
         "requested_procedure_id": item.requested_procedure_id,
+        "requested_procedure_description": item.requested_procedure_description,
         "scheduled_procedure_step_id": item.scheduled_procedure_step_id,
-        "scheduled_date": item.scheduled_date.isoformat()
-        if item.scheduled_date
-        else None,
+        "scheduled_procedure_step_description": (
+            item.scheduled_procedure_step_description
+        ),
+        "scheduled_date": _iso(item.scheduled_date),
+        "scheduled_time": _iso(item.scheduled_time),
+        "modality": item.modality,
+        "station_ae_title": item.station_ae_title,
     }
+
+
+def _iso(value: dt.date | dt.time | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _parse_dates(text: str) -> tuple[dt.date, dt.date] | None:

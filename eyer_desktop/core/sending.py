@@ -23,7 +23,9 @@ from eyer_desktop.core.dicom.convert import ExamConverter
 from eyer_desktop.core.dicom.options import ConversionOptions, NameOrder
 from eyer_desktop.core.errors import (
     ConversionError,
+    DeliveryError,
     ExamError,
+    SecretStoreError,
     ValidationError,
 )
 from eyer_desktop.core.exams import Exam
@@ -138,9 +140,9 @@ def dicomweb_client(server: Server, secrets: SecretStore) -> DicomWebClient:
         secret = secrets.get(server.key)
         if secret is None:
             raise ValidationError(
-                "Password or token",
+                f"Password or token of server {server.key}",
                 None,
-                f"of server {server.key} is not in the keyring",
+                "not in the keyring",
                 "Enter it in the server's settings",
             )
         if settings.auth is WebAuth.BASIC:
@@ -283,7 +285,7 @@ class WorkspaceSender:
     def _send_dicomweb(
         self, server: Server, datasets: Mapping[int, Dataset]
     ) -> dict[int, Outcome]:
-        client = dicomweb_client(server, self.secrets)
+        client = _client_for_batch(server, self.secrets)
         uids = {
             delivery_id: str(dataset.SOPInstanceUID)
             for delivery_id, dataset in datasets.items()
@@ -337,6 +339,22 @@ def create_engine(
     if progress is not None:
         sender.progress = engine.report_batch_progress
     return engine
+
+
+def _client_for_batch(server: Server, secrets: SecretStore) -> DicomWebClient:
+    """Return the server's DICOMweb client, or fail the whole batch.
+
+    Raises:
+        DeliveryError: A permanent one when the settings or the keyring entry
+            are incomplete, so the batch waits until the user corrects them
+            and retries it. A transient one when the keyring cannot be read.
+    """
+    try:
+        return dicomweb_client(server, secrets)
+    except ValidationError as err:
+        raise DeliveryError(str(err), transient=False) from err
+    except SecretStoreError as err:
+        raise DeliveryError(str(err), transient=True) from err
 
 
 def _dataset_of(converter: ExamConverter, delivery: Delivery) -> Dataset:
