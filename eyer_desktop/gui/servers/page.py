@@ -90,11 +90,10 @@ class ServersPage(QWidget):
         self.view.setItemDelegateForColumn(Column.ACTION, ActionDelegate(self.view))
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setEditTriggers(
-            QAbstractItemView.EditTrigger.SelectedClicked
-            | QAbstractItemView.EditTrigger.CurrentChanged
-            | QAbstractItemView.EditTrigger.EditKeyPressed
-        )
+        # One click on an action opens its list (see _clicked); opening on
+        # CurrentChanged would pop the list up whenever the table takes focus.
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.view.clicked.connect(self._clicked)
         self.view.setAlternatingRowColors(True)
         self.view.verticalHeader().setVisible(False)
         self.view.setWordWrap(False)
@@ -216,6 +215,10 @@ class ServersPage(QWidget):
         )
         return self._open_editor(editor)
 
+    def _clicked(self, index: QModelIndex) -> None:
+        if index.isValid() and index.column() == Column.ACTION:
+            self.view.edit(index)
+
     def _edit_at(self, index: QModelIndex) -> None:
         if index.isValid() and index.column() != Column.ACTION:
             self.edit_selected()
@@ -223,9 +226,14 @@ class ServersPage(QWidget):
     def _open_editor(self, editor: ServerEditor) -> ServerEditor:
         self.editor = editor
         editor.accepted.connect(lambda: self._editor_saved(editor))
-        editor.finished.connect(editor.deleteLater)
+        editor.finished.connect(lambda _result: self._forget_editor(editor))
         editor.open()
         return editor
+
+    def _forget_editor(self, editor: ServerEditor) -> None:
+        if self.editor is editor:
+            self.editor = None
+        editor.deleteLater()
 
     def _editor_saved(self, editor: ServerEditor) -> None:
         values = editor.result_values
