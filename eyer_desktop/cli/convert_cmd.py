@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eyer_desktop.cli.delivery_cmd import resolve_exam_argument
 from eyer_desktop.core.dicom.convert import convert_exam
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.manifest import load_exam
@@ -49,4 +50,4 @@ def _load(context: Workspace, text: str) -> Exam:
     path = Path(text)
     if (path / "exam.json").is_file():
         return load_exam(path)
-    return context.library.load(text)
+    return context.library.load(resolve_exam_argument(context, text))

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import routing
-from eyer_desktop.core.errors import ValidationError
+from eyer_desktop.core.errors import ExamError, ValidationError
 from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.library import MIN_PREFIX_LENGTH
 from eyer_desktop.core.net.association import echo
 from eyer_desktop.core.net.worklist import WorklistItem, WorklistQuery, query_worklist
 from eyer_desktop.core.outbox import Delivery, DeliveryState
@@ -136,8 +137,29 @@ def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def resolve_exam_argument(context: Workspace, text: str) -> str:
+    """Return the id of the exam that an EXAM argument names.
+
+    Raises:
+        ValidationError: The argument matches no exam, or more than one.
+    """
+    try:
+        return context.library.resolve_id(text)
+    except ExamError as err:
+        raise ValidationError(
+            "Exam",
+            text,
+            "does not name exactly one exam of the library",
+            f"Give the exam id or a unique prefix of {MIN_PREFIX_LENGTH} or more "
+            "characters, as 'exams list' shows them",
+        ) from err
+
+
 def send_exams(context: Workspace, args: argparse.Namespace) -> int:
-    exams = [context.library.load(exam) for exam in args.exams]
+    exams = [
+        context.library.load(resolve_exam_argument(context, text))
+        for text in args.exams
+    ]
     servers = list(context.servers)
     outbox = context.outbox
     for exam in exams:
@@ -276,7 +298,7 @@ def _parse_dates(text: str) -> tuple[dt.date, dt.date] | None:
 
 
 def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = context.library.resolve_id(args.exam) if args.exam else None
+    exam_id = resolve_exam_argument(context, args.exam) if args.exam else None
     server_key = context.servers.get(args.server).key if args.server else None
     deliveries = context.outbox.deliveries(
         server_key=server_key, exam_id=exam_id, states=args.state
@@ -366,7 +388,7 @@ def run_outbox(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def show_history(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = context.library.resolve_id(args.exam)
+    exam_id = resolve_exam_argument(context, args.exam)
     rows = [
         (
             dt.datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S"),
