@@ -7,6 +7,7 @@ import argparse
 from eyer_desktop.cli import (
     convert_cmd,
     delivery_cmd,
+    demo_cmd,
     exams_cmd,
     servers_cmd,
     settings_cmd,
@@ -22,5 +23,6 @@ def register_all(
         servers_cmd,
         settings_cmd,
         delivery_cmd,
+        demo_cmd,
     ):
         module.register(subparsers)

@@ -1,0 +1,1 @@
+"""The Activity page: every delivery of the outbox and each server's status."""

@@ -1,0 +1,1 @@
+"""The worklist dialog: find a scheduled patient and import images for them."""
