@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -110,6 +110,16 @@ class CrashDialog(QDialog):
         )
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self.copy_details)
+        if log_file is not None:
+            folder_button = QPushButton(
+                icon("folder"), self.tr("Open Log Folder"), self
+            )
+            buttons.addButton(folder_button, QDialogButtonBox.ButtonRole.ActionRole)
+            folder_button.clicked.connect(
+                lambda: QDesktopServices.openUrl(
+                    QUrl.fromLocalFile(str(log_file.parent))
+                )
+            )
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)

@@ -6,7 +6,10 @@ and hides the message while the field is valid.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from collections.abc import Iterable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -18,7 +21,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from eyer_desktop.core.errors import ValidationError
+
 ERROR_STYLE = "color: #c62828;"
+HINT_STYLE = "color: palette(placeholder-text);"
+
+
+def field_message(error: ValidationError) -> str:
+    """Return the core's message for display under the field it names.
+
+    The field's label and the typed value are already in view next to it, so
+    only the problem and the fix are shown, e.g. "Contains a backslash.
+    Remove the backslash".
+    """
+    text = f"{error.problem}. {error.fix}"
+    return text[:1].upper() + text[1:]
+
+
+def align_labels(rows: Iterable[FormRows]) -> None:
+    """Give the labels of several forms one width, so their fields line up."""
+    labels = [label for form_rows in rows for label in form_rows.labels.values()]
+    width = max((label.sizeHint().width() for label in labels), default=0)
+    for label in labels:
+        label.setMinimumWidth(width)
+
+
+def widen_fields(rows: Iterable[FormRows], width: int) -> None:
+    """Give the text fields of several forms a minimum width in pixels."""
+    for form_rows in rows:
+        for widget in form_rows.fields.values():
+            if isinstance(widget, QLineEdit | PathField):
+                widget.setMinimumWidth(width)
 
 
 class ErrorLabel(QLabel):
@@ -27,13 +60,35 @@ class ErrorLabel(QLabel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.setStyleSheet(ERROR_STYLE)
         self.setVisible(False)
 
     def show_error(self, message: str | None) -> None:
-        """Show ``message``, or hide the label when it is None."""
+        """Show ``message`` in red, or hide the label when it is None."""
+        self.setStyleSheet(ERROR_STYLE)
         self.setText(message or "")
         self.setVisible(bool(message))
+        self._fit_height()
+
+    def show_hint(self, message: str) -> None:
+        """Show ``message`` in the muted colour of a hint, not as an error."""
+        self.setStyleSheet(HINT_STYLE)
+        self.setText(message)
+        self.setVisible(bool(message))
+        self._fit_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        # A dialog's size constraint follows minimum sizes, which ignore the
+        # extra lines of wrapped text, so the height for the current width is
+        # made the minimum. Otherwise a long message is clipped.
+        # Before the label is first laid out its width is a placeholder.
+        if self.isVisible() and self.width() > 0:
+            self.setMinimumHeight(self.heightForWidth(self.width()))
 
 
 class PathField(QWidget):

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
+    QLayout,
     QLineEdit,
     QVBoxLayout,
     QWidget,
@@ -31,7 +32,13 @@ from eyer_desktop.core.settings import (
     CharacterSet,
 )
 from eyer_desktop.core.workspace import Workspace
-from eyer_desktop.gui.form_fields import ErrorLabel, FormRows
+from eyer_desktop.gui.form_fields import (
+    ErrorLabel,
+    FormRows,
+    align_labels,
+    field_message,
+    widen_fields,
+)
 from eyer_desktop.gui.icons import icon
 
 logger = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ TEXT_SETTINGS = (
     "default_ae_title",
 )
 CHARSET = "specific_character_set"
+FIELD_MIN_WIDTH = 340
 
 
 def _field(name: str) -> str:
@@ -60,7 +68,6 @@ class SettingsDialog(QDialog):
         self.setObjectName("settingsDialog")
         self.setWindowTitle(self.tr("Settings"))
         self.setWindowIcon(icon("settings"))
-        self.setMinimumWidth(560)
         self.edits: dict[str, QLineEdit] = {}
         self.saved: AppSettings | None = None
 
@@ -133,11 +140,15 @@ class SettingsDialog(QDialog):
         note.setWordWrap(True)
 
         layout = QVBoxLayout(self)
+        # The dialog grows when a message appears under a field.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         for group in (dicom, clinic, network):
             layout.addWidget(group)
         layout.addWidget(note)
         layout.addWidget(self.general_error)
         layout.addWidget(self.buttons)
+        align_labels(self.rows)
+        widen_fields(self.rows, FIELD_MIN_WIDTH)
 
     def _group(self, title: str) -> tuple[QGroupBox, FormRows]:
         group = QGroupBox(title, self)
@@ -160,7 +171,7 @@ class SettingsDialog(QDialog):
         Returns:
             The settings in the form, or None while one is invalid.
         """
-        errors: dict[str, str] = {}
+        errors: dict[str, ValidationError] = {}
         charset = self.charset()
         for name, edit in self.edits.items():
             # One field at a time, with the chosen character set, so every
@@ -169,7 +180,7 @@ class SettingsDialog(QDialog):
                 one_field: dict[str, Any] = {name: edit.text(), CHARSET: charset}
                 AppSettings(**one_field)
             except ValidationError as error:
-                errors[error.field] = str(error)
+                errors[error.field] = error
 
         settings: AppSettings | None = None
         if not errors:
@@ -179,12 +190,14 @@ class SettingsDialog(QDialog):
             try:
                 settings = AppSettings(**values, specific_character_set=charset)
             except ValidationError as error:
-                errors[error.field] = str(error)
+                errors[error.field] = error
 
-        for rows in self.rows:
-            rows.show_errors(errors)
         placed = {field for rows in self.rows for field in rows.errors}
-        unplaced = [message for field, message in errors.items() if field not in placed]
+        for rows in self.rows:
+            rows.show_errors({f: field_message(e) for f, e in errors.items()})
+        unplaced = [
+            str(error) for field, error in errors.items() if field not in placed
+        ]
         self.general_error.show_error("\n".join(unplaced) or None)
         self.ok_button.setEnabled(settings is not None)
         return settings

@@ -25,11 +25,13 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QScrollArea,
+    QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -59,7 +61,15 @@ from eyer_desktop.core.server_settings import (
 )
 from eyer_desktop.core.server_test import ServerTestReport, test_server
 from eyer_desktop.core.servers import Server, ServerAction, generate_key
-from eyer_desktop.gui.form_fields import ErrorLabel, FormRows, PathField
+from eyer_desktop.gui.form_fields import (
+    HINT_STYLE,
+    ErrorLabel,
+    FormRows,
+    PathField,
+    align_labels,
+    field_message,
+    widen_fields,
+)
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.servers.labels import (
     action_description,
@@ -74,10 +84,14 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Errors of the form by the field name the core's ValidationError gives.
+Errors = dict[str, ValidationError]
+
 # The field name of the secret in error messages, as the core's SecretStore uses.
 SECRET_FIELD = "Password or token"
 PEM_FILTER = "PEM files (*.pem *.crt *.cer *.key);;All files (*)"
 PLACEHOLDER_KEY = "NEW000"
+FIELD_MIN_WIDTH = 340
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,7 @@ class ServerEditor(QDialog):
         self._server = server
         self._touched: set[str] = set()
         self._has_stored_secret = False
+        self._keyring_problem: str | None = None
         self._test_signals: WorkerSignals | None = None
         self._test_worker: Worker | None = None
         self.result_values: FormResult | None = None
@@ -165,25 +180,6 @@ class ServerEditor(QDialog):
             self.setWindowTitle(self.tr("Add %s server") % kind_text)
         else:
             self.setWindowTitle(self.tr("Edit server %s") % self._server.key)
-        self.setMinimumWidth(560)
-
-        content = QWidget(self)
-        layout = QVBoxLayout(content)
-        layout.addWidget(self._build_general())
-        if self.kind is ServerKind.DICOMWEB:
-            layout.addWidget(self._build_web())
-        else:
-            layout.addWidget(self._build_dicom())
-            layout.addWidget(self._build_tls())
-            layout.addWidget(self._build_timeouts())
-        layout.addWidget(self._build_test())
-        layout.addStretch(1)
-
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(content)
-
         self.general_error = ErrorLabel(self)
         self.general_error.setObjectName("generalError")
         self.buttons = QDialogButtonBox(
@@ -195,10 +191,60 @@ class ServerEditor(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
-        outer = QVBoxLayout(self)
-        outer.addWidget(scroll, 1)
-        outer.addWidget(self.general_error)
-        outer.addWidget(self.buttons)
+        layout = QVBoxLayout(self)
+        # The dialog grows when a message appears under a field, and shrinks
+        # when the advanced settings are hidden.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        layout.addWidget(self._build_general())
+        if self.kind is ServerKind.DICOMWEB:
+            layout.addWidget(self._build_web())
+        else:
+            layout.addWidget(self._build_dicom())
+            layout.addWidget(self._build_advanced())
+        layout.addWidget(self._build_test())
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.buttons)
+
+        align_labels(self._all_rows())
+        widen_fields(self._all_rows(), FIELD_MIN_WIDTH)
+
+    def _build_advanced(self) -> QWidget:
+        """Return TLS and timeouts, shown by a toggle because most clinics keep
+        the defaults."""
+        self.advanced_button = QToolButton(self)
+        self.advanced_button.setObjectName("advancedToggle")
+        self.advanced_button.setText(self.tr("TLS and timeouts"))
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setAutoRaise(True)
+        self.advanced_button.setToolButtonStyle(
+            Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        )
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.toggled.connect(self.show_advanced)
+
+        self.advanced = QWidget(self)
+        advanced_layout = QVBoxLayout(self.advanced)
+        advanced_layout.setContentsMargins(0, 0, 0, 0)
+        advanced_layout.addWidget(self._build_tls())
+        advanced_layout.addWidget(self._build_timeouts())
+        self.advanced.setVisible(False)
+
+        section = QWidget(self)
+        section_layout = QVBoxLayout(section)
+        section_layout.setContentsMargins(0, 0, 0, 0)
+        section_layout.addWidget(self.advanced_button, 0, Qt.AlignmentFlag.AlignLeft)
+        section_layout.addWidget(self.advanced)
+        return section
+
+    def show_advanced(self, shown: bool) -> None:
+        """Show or hide the TLS and timeout settings."""
+        if self.advanced_button.isChecked() != shown:
+            self.advanced_button.setChecked(shown)
+            return
+        self.advanced.setVisible(shown)
+        arrow = Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        self.advanced_button.setArrowType(arrow)
+        self.adjustSize()
 
     def _group(self, title: str) -> tuple[QGroupBox, FormRows]:
         group = QGroupBox(title, self)
@@ -225,16 +271,25 @@ class ServerEditor(QDialog):
         rows.add("Action", self.tr("Action:"), self.action_combo)
         self.action_hint = QLabel(group)
         self.action_hint.setWordWrap(True)
-        self.action_hint.setStyleSheet("color: palette(placeholder-text);")
+        self.action_hint.setAlignment(
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+        )
+        self.action_hint.setStyleSheet(HINT_STYLE)
+        self.action_hint.setSizePolicy(
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
+        )
         rows.form.addRow("", self.action_hint)
 
-        self.key_edit = QLineEdit(group)
-        self.key_edit.setReadOnly(True)
-        self.key_edit.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        # A label, not an edit box: the key is generated and never typed.
+        self.key_label = QLabel(group)
+        self.key_label.setObjectName("serverKey")
+        self.key_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
         rows.add(
             "Key",
             self.tr("Key:"),
-            self.key_edit,
+            self.key_label,
             self.tr(
                 "Generated from the name when the server is added; it identifies "
                 "the server in the queue, the logs and the command line and does "
@@ -439,12 +494,12 @@ class ServerEditor(QDialog):
     # Loading values
 
     def _load(self, server: Server | None, default_ae_title: str) -> None:
-        action = server.action if server is not None else ServerAction.MIRROR
+        action = server.action if server is not None else default_action(self.kind)
         self.action_combo.setCurrentIndex(self.action_combo.findData(action.value))
         self._update_action_hint()
         if server is not None:
             self.name_edit.setText(server.name)
-            self.key_edit.setText(server.key)
+            self.key_label.setText(server.key)
 
         settings = server.settings if server is not None else None
         if self.kind is ServerKind.DICOMWEB:
@@ -474,6 +529,7 @@ class ServerEditor(QDialog):
 
         for name, spin in self.timeout_spins.items():
             spin.setValue(getattr(timeouts, name))
+        self.show_advanced(tls.enabled or timeouts != DicomTimeouts())
         self.tls_group.setChecked(tls.enabled)
         self.tls_ca_field.setText(_path_text(tls.ca_file))
         self.tls_cert_field.setText(_path_text(tls.cert_file))
@@ -496,7 +552,7 @@ class ServerEditor(QDialog):
             self._has_stored_secret = self._secrets.get(key) is not None
         except (SecretStoreError, ValidationError) as error:
             logger.warning("Cannot read the secret of server %s: %s", key, error)
-            self.general_error.show_error(str(error))
+            self._keyring_problem = str(error)
 
     def _connect_edits(self) -> None:
         for rows in self._all_rows():
@@ -520,7 +576,16 @@ class ServerEditor(QDialog):
         self.revalidate()
 
     def _update_action_hint(self) -> None:
-        self.action_hint.setText(action_description(self.selected_action()))
+        action = self.selected_action()
+        if self.kind is ServerKind.DICOM_WORKLIST:
+            text = (
+                self.tr("Not queried for scheduled patients")
+                if action is ServerAction.DEACTIVATED
+                else self.tr("Queried for scheduled patients; receives no exams")
+            )
+        else:
+            text = action_description(action)
+        self.action_hint.setText(text)
 
     def _update_auth_fields(self) -> None:
         auth = WebAuth(self.auth_combo.currentData())
@@ -545,20 +610,27 @@ class ServerEditor(QDialog):
         Returns:
             The form's values, or None while one is invalid.
         """
-        errors: dict[str, str] = {}
+        errors: Errors = {}
         result = self._check_form(errors)
         self._update_key_preview()
 
-        shown = {f: m for f, m in errors.items() if self._should_show(f)}
+        shown = {f: error for f, error in errors.items() if self._should_show(f)}
+        placed = {f: field_message(e) for f, e in shown.items() if self._has_row(f)}
         for rows in self._all_rows():
-            rows.show_errors(shown)
+            rows.show_errors(placed)
         hidden = [f for f in errors if f not in shown]
-        unplaced = [m for f, m in shown.items() if not self._has_row(f)]
+        if self.kind is not ServerKind.DICOMWEB and any(
+            f in self.tls_rows.errors or f in self.timeout_rows.errors for f in placed
+        ):
+            self.show_advanced(True)
+        unplaced = [str(e) for f, e in shown.items() if f not in placed]
+        if self._keyring_problem is not None:
+            unplaced.insert(0, self._keyring_problem)
         if unplaced:
             self.general_error.show_error("\n".join(unplaced))
         elif hidden:
             fields = ", ".join(self._field_label(field) for field in hidden)
-            self.general_error.show_error(self.tr("To save, fill in: %s") % fields)
+            self.general_error.show_hint(self.tr("To save, fill in: %s") % fields)
         else:
             self.general_error.show_error(None)
 
@@ -579,7 +651,7 @@ class ServerEditor(QDialog):
                 return rows.labels[field].text().rstrip(":")
         return field
 
-    def _check_form(self, errors: dict[str, str]) -> FormResult | None:
+    def _check_form(self, errors: Errors) -> FormResult | None:
         name = _check(errors, lambda: validate_server_name(self.name_edit.text()))
         settings: ServerSettings | None
         if self.kind is ServerKind.DICOMWEB:
@@ -608,7 +680,7 @@ class ServerEditor(QDialog):
             is_primary_cloud=self._server is not None and self._server.is_primary_cloud,
         )
 
-    def _check_dicom(self, errors: dict[str, str]) -> ServerSettings | None:
+    def _check_dicom(self, errors: Errors) -> ServerSettings | None:
         values: dict[str, Any] = {
             "calling_ae": _check(
                 errors,
@@ -644,7 +716,7 @@ class ServerEditor(QDialog):
             errors, lambda: settings_class(**values, timeouts=timeouts, tls=tls)
         )
 
-    def _check_tls(self, errors: dict[str, str]) -> TlsSettings | None:
+    def _check_tls(self, errors: Errors) -> TlsSettings | None:
         paths = {
             "ca_file": ("CA file", self.tls_ca_field),
             "cert_file": ("Client certificate", self.tls_cert_field),
@@ -663,7 +735,7 @@ class ServerEditor(QDialog):
             ),
         )
 
-    def _check_web(self, errors: dict[str, str]) -> DicomWebSettings | None:
+    def _check_web(self, errors: Errors) -> DicomWebSettings | None:
         url_text = self.url_edit.text().strip()
         is_primary = self._server is not None and self._server.is_primary_cloud
         base_url: str | None = None
@@ -687,21 +759,21 @@ class ServerEditor(QDialog):
             ),
         )
 
-    def _check_secret(self, errors: dict[str, str]) -> str | None:
+    def _check_secret(self, errors: Errors) -> str | None:
         if self.kind is not ServerKind.DICOMWEB:
             return None
         auth = WebAuth(self.auth_combo.currentData())
         typed = self.secret_edit.text()
         if auth is WebAuth.NONE or typed:
             return typed or None
-        if not self._has_stored_secret:
-            errors[SECRET_FIELD] = str(
-                ValidationError(
-                    SECRET_FIELD,
-                    None,
-                    "is missing",
-                    "Type it here; it is stored in the operating system's keyring",
-                )
+        # When the keyring cannot be read, whether a secret is stored is
+        # unknown; the message above the buttons says why.
+        if not self._has_stored_secret and self._keyring_problem is None:
+            errors[SECRET_FIELD] = ValidationError(
+                SECRET_FIELD,
+                None,
+                "is missing",
+                "Type it here; it is stored in the operating system's keyring",
             )
         return None
 
@@ -721,10 +793,11 @@ class ServerEditor(QDialog):
             return
         key = self.server_key()
         if key == PLACEHOLDER_KEY:
-            self.key_edit.setText("")
-            self.key_edit.setPlaceholderText(self.tr("Generated from the name"))
+            self.key_label.setText(self.tr("Generated from the name"))
+            self.key_label.setStyleSheet(HINT_STYLE)
         else:
-            self.key_edit.setText(key)
+            self.key_label.setText(key)
+            self.key_label.setStyleSheet("")
 
     # Saving
 
@@ -831,7 +904,7 @@ class ServerEditor(QDialog):
         return self._test_worker is not None
 
     def _error_fields(self) -> list[str]:
-        errors: dict[str, str] = {}
+        errors: Errors = {}
         self._check_form(errors)
         return list(errors)
 
@@ -886,16 +959,27 @@ class ServerEditor(QDialog):
         super().done(result)
 
 
-def _check(errors: dict[str, str], build: Callable[[], T]) -> T | None:
+def default_action(kind: ServerKind) -> ServerAction:
+    """Return the action proposed for a new server of ``kind``.
+
+    A worklist server is read when the user looks up a patient, so Manual
+    fits it; an archive usually receives every exam, as a Mirror.
+    """
+    if kind is ServerKind.DICOM_WORKLIST:
+        return ServerAction.MANUAL
+    return ServerAction.MIRROR
+
+
+def _check(errors: Errors, build: Callable[[], T]) -> T | None:
     """Return ``build()``, or None after recording its ValidationError by field."""
     try:
         return build()
     except ValidationError as error:
-        errors.setdefault(error.field, str(error))
+        errors.setdefault(error.field, error)
         return None
 
 
-def _check_path(errors: dict[str, str], widget: PathField, field: str) -> Any:
+def _check_path(errors: Errors, widget: PathField, field: str) -> Any:
     return _check(errors, lambda: validate_optional_path(widget.text(), field))
 
 

@@ -233,6 +233,11 @@ class ServersModel(QAbstractTableModel):
     def _tooltip(self, server: Server, column: Column) -> str | None:
         if column == Column.ACTION:
             return action_description(server.action)
+        if column == Column.NAME and server.is_primary_cloud:
+            return self.tr(
+                "The primary cloud: always listed first. It can be deactivated "
+                "but not removed."
+            )
         if column == Column.KEY:
             return self.tr("Generated from the name when the server was added")
         if column == Column.LAST_TEST:

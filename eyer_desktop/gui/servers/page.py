@@ -7,9 +7,11 @@ the primary cloud can be deactivated but not removed.
 
 from __future__ import annotations
 
+import html
 import logging
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -19,7 +21,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,12 +29,17 @@ from eyer_desktop.core.errors import EyerError, SecretStoreError, ValidationErro
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.server_settings import ServerKind
 from eyer_desktop.core.server_test import ServerTestReport, test_server
-from eyer_desktop.core.servers import Server
+from eyer_desktop.core.servers import Server, ServerAction
 from eyer_desktop.core.workspace import Workspace
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.servers.delegate import ActionDelegate
 from eyer_desktop.gui.servers.editor import ServerEditor
-from eyer_desktop.gui.servers.labels import kind_label
+from eyer_desktop.gui.servers.labels import (
+    ACTION_COLORS,
+    action_description,
+    action_label,
+    kind_label,
+)
 from eyer_desktop.gui.servers.model import Column, ServersModel
 from eyer_desktop.gui.workers import Pools, Worker
 
@@ -119,16 +125,36 @@ class ServersPage(QWidget):
         layout.addWidget(intro)
         layout.addLayout(self._build_buttons())
         layout.addWidget(self.view, 1)
+        layout.addWidget(self._build_legend())
+
+    def _build_legend(self) -> QLabel:
+        """Return a label that explains each action, with its colour."""
+        lines = [
+            f"<span style='color:{ACTION_COLORS[action].name()}'>&#9679;</span> "
+            f"<b>{html.escape(action_label(action))}</b>: "
+            f"{html.escape(action_description(action))}"
+            for action in ServerAction
+        ]
+        lines.append(
+            html.escape(
+                self.tr(
+                    "Worklist servers receive no exams: they are queried for "
+                    "scheduled patients unless they are Deactivated."
+                )
+            )
+        )
+        legend = QLabel("<br>".join(lines), self)
+        legend.setObjectName("actionLegend")
+        legend.setTextFormat(Qt.TextFormat.RichText)
+        legend.setWordWrap(True)
+        return legend
 
     def _build_buttons(self) -> QHBoxLayout:
-        self.add_button = QToolButton(self)
+        self.add_button = QPushButton(icon("add"), self.tr("Add Server"), self)
         self.add_button.setObjectName("addServerButton")
-        self.add_button.setIcon(icon("add"))
-        self.add_button.setText(self.tr("Add Server"))
-        self.add_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.add_button.setToolTip(self.tr("Choose the kind of server to add"))
         self.add_menu = QMenu(self.add_button)
-        self.add_actions = {}
+        self.add_actions: dict[ServerKind, QAction] = {}
         for kind in ServerKind:
             action = self.add_menu.addAction(kind_label(kind) + "...")
             action.setData(kind.value)
