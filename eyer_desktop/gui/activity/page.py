@@ -323,9 +323,9 @@ class ActivityPage(QWidget):
         self._update_empty_label()
 
     def _apply_state_filter(self) -> None:
-        choice = self.state_filter.currentData()
-        states = choice.states if isinstance(choice, StateFilter) else None
-        self.proxy.set_states(states)
+        # Qt hands a str enum back as a plain str, so the value is converted.
+        choice = StateFilter(self.state_filter.currentData())
+        self.proxy.set_states(choice.states)
         self._update_empty_label()
 
     # Selection and actions

@@ -66,18 +66,21 @@ class ActivityFilterProxy(QSortFilterProxyModel):
 
     def set_server(self, server_key: str | None) -> None:
         """Show one server's deliveries, or every server's with None."""
+        self.beginFilterChange()
         self._server_key = server_key.upper() if server_key else None
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_states(self, states: Collection[DeliveryState] | None) -> None:
         """Show deliveries in these states, or in any state with None."""
+        self.beginFilterChange()
         self._states = None if states is None else frozenset(states)
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_search_text(self, text: str) -> None:
         """Show deliveries whose exam, server or error contains every word."""
+        self.beginFilterChange()
         self._words = fold(text).split()
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(  # noqa: N802
         self, source_row: int, source_parent: AnyIndex

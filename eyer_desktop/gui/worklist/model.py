@@ -172,8 +172,9 @@ class WorklistFilterProxy(QSortFilterProxyModel):
         self.setSortRole(Role.SORT_KEY)
 
     def set_search_text(self, text: str) -> None:
+        self.beginFilterChange()
         self._words = fold(text.replace("*", " ").replace("?", " ")).split()
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(  # noqa: N802
         self, source_row: int, source_parent: AnyIndex
