@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
+
+from _common import timed_process  # noqa: E402
 
 from eyer_desktop.core.net import DicomEndpoint, store  # noqa: E402
 from tests.helpers.dcmtk import run_storescp  # noqa: E402
@@ -52,18 +53,6 @@ def send_with_this_application(port: int, files: Sequence[str]) -> int:
         print(report.summary(), file=sys.stderr)
         return 1
     return 0
-
-
-def timed_process(command: Sequence[str]) -> float:
-    """Run ``command`` and return its wall time; fail if it fails."""
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, check=False)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{command[0]} failed: {result.stderr.decode(errors='replace')[-2000:]}"
-        )
-    return elapsed
 
 
 def time_sender(
