@@ -20,7 +20,8 @@ for package in (eyer_desktop.core, eyer_desktop.cli):
     for info in pkgutil.walk_packages(package.__path__, prefix):
         importlib.import_module(info.name)
         names.append(info.name)
-qt = sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6"))
+qt_packages = ("PySide6", "shiboken6", "PyQt5", "PyQt6")
+qt = sorted(m for m in sys.modules if m.split(".")[0] in qt_packages)
 print(json.dumps({"modules": names, "qt": qt}))
 """
 
