@@ -9,6 +9,7 @@ from eyer_desktop.cli import (
     delivery_cmd,
     demo_cmd,
     exams_cmd,
+    gui_cmd,
     servers_cmd,
     settings_cmd,
 )
@@ -24,5 +25,6 @@ def register_all(
         settings_cmd,
         delivery_cmd,
         demo_cmd,
+        gui_cmd,
     ):
         module.register(subparsers)

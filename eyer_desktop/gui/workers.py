@@ -6,7 +6,7 @@ signals live on a small QObject created on the GUI thread, so connected slots
 run on the GUI thread (queued connections), never on the pool's thread.
 
 A :class:`WorkerPool` keeps every worker it started until that ending has been
-delivered, and emits ``idle`` when none is left. :class:`Pools` holds the
+delivered, and emits ``idle`` when none is left. :class:`Pools` contains the
 application's pools: one general pool and one serial lane per server.
 """
 
@@ -42,7 +42,7 @@ class WorkerSignals(QObject):
 
 
 class WorkerControl:
-    """What a running callable may use: progress reports and the cancel flag."""
+    """Progress reports and the cancel flag, given to a running callable."""
 
     def __init__(self, signals: WorkerSignals, cancel_event: threading.Event) -> None:
         self._signals = signals

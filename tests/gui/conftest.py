@@ -1,7 +1,7 @@
 """Fixtures of the GUI tests: offscreen Qt, a workspace, pools and a keyring.
 
 Every test under tests/gui is marked ``gui``. Qt runs on the offscreen
-platform unless QT_QPA_PLATFORM says otherwise, so the tests need no display.
+platform unless QT_QPA_PLATFORM names another one, so the tests need no display.
 """
 
 from __future__ import annotations

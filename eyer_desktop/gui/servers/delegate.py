@@ -118,7 +118,7 @@ class ActionDelegate(QStyledItemDelegate):
             action_label(action),
         )
 
-        # A small arrow says the cell opens a list, as a combo box does.
+        # A small arrow shows that the cell opens a list, as a combo box does.
         arrow = QStyleOption()
         if option.widget is not None:
             arrow.initFrom(option.widget)

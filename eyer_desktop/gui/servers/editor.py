@@ -767,7 +767,7 @@ class ServerEditor(QDialog):
         if auth is WebAuth.NONE or typed:
             return typed or None
         # When the keyring cannot be read, whether a secret is stored is
-        # unknown; the message above the buttons says why.
+        # unknown; the message above the buttons gives the reason.
         if not self._has_stored_secret and self._keyring_problem is None:
             errors[SECRET_FIELD] = ValidationError(
                 SECRET_FIELD,
@@ -802,7 +802,7 @@ class ServerEditor(QDialog):
     # Saving
 
     def accept(self) -> None:
-        """Save the server and its secret; stay open and say why when that fails."""
+        """Save the server and its secret, or stay open and show why saving failed."""
         result = self.revalidate()
         if result is None:
             return

@@ -1,9 +1,9 @@
 """Table model over the workspace's server list.
 
 Each change goes through the core's :class:`ServerList` rules and is saved to
-the servers file before the table shows it: the change is first applied to a
-copy, and the copy is saved, so a rejected value or a failed write leaves both
-the file and the list in the workspace as they were.
+the servers file before the table shows it. The change is first applied to a
+copy of the list, and the copy is saved. So a rejected value or a failed write
+leaves both the file and the workspace's list as they were.
 """
 
 from __future__ import annotations
@@ -360,8 +360,9 @@ class ServersModel(QAbstractTableModel):
             logger.warning("Server list change rejected: %s", error)
             self.change_failed.emit(str(error))
             return None
-        # The same change on the same servers cannot fail now, and it gives the
-        # same result, so the list matches the file just written.
+        # The copy accepted the change, and ServerList's rules and key
+        # generation depend only on the servers, so the workspace's list gets
+        # the same result and matches the file just written.
         return change(servers)
 
 
