@@ -25,7 +25,7 @@ WAIT_MS = 5000
 
 @pytest.fixture(autouse=True)
 def close_waits_for_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Answer "Wait and Close" when closing finds workers still running.
+    """Choose "Wait and Close" when closing finds workers still running.
 
     The question box is modal and would block the test; tests that check the
     question replace this answer on their window.
