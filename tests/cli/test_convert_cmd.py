@@ -12,7 +12,11 @@ from eyer_desktop.core.outbox import items_of_exam
 from eyer_desktop.core.paths import AppPaths
 from eyer_desktop.core.samples import write_sample_exams
 from tests.cli.conftest import RunCli
-from tests.helpers.delivery_profile import SAMPLE_SIZE, write_samples
+from tests.helpers.delivery_profile import (  # noqa: F401
+    SAMPLE_SIZE,
+    copy_samples,
+    sample_library_fixture,
+)
 from tests.helpers.dicom3tools import (
     SMR_REFERENCED_SERIES_FALSE_POSITIVE,
     dcentvfy,
@@ -22,8 +26,8 @@ from tests.helpers.dicom3tools import (
 
 
 @pytest.fixture(name="samples")
-def samples_fixture(isolated_profile: AppPaths) -> list[Exam]:
-    return write_samples(isolated_profile)
+def samples_fixture(isolated_profile: AppPaths, sample_library: Path) -> list[Exam]:
+    return copy_samples(isolated_profile, sample_library)
 
 
 def dicom_files(folder: Path) -> list[Path]:

@@ -24,20 +24,21 @@ from tests.helpers.dcmtk import (  # noqa: F401
     storescp_uncompressed_fixture,
     wlmscpfs_server_fixture,
 )
-from tests.helpers.delivery_profile import (
+from tests.helpers.delivery_profile import (  # noqa: F401
     SAMPLE_SIZE,
     add_storage_server,
     add_worklist_server,
+    copy_samples,
     outbox_rows,
+    sample_library_fixture,
     states_of,
-    write_samples,
 )
 
 
 @pytest.fixture(name="color_exam")
-def color_exam_fixture(isolated_profile: AppPaths) -> Exam:
+def color_exam_fixture(isolated_profile: AppPaths, sample_library: Path) -> Exam:
     """The color sample exam, two images, in the test profile's library."""
-    return write_samples(isolated_profile)[0]
+    return copy_samples(isolated_profile, sample_library)[0]
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:
@@ -310,9 +311,12 @@ def test_cancel_stops_queued_delivery(
 
 @pytest.mark.integration
 def test_list_filters_by_server_state_and_exam(
-    run_cli: RunCli, storescp_jpeg: DcmtkServer, isolated_profile: AppPaths
+    run_cli: RunCli,
+    storescp_jpeg: DcmtkServer,
+    isolated_profile: AppPaths,
+    sample_library: Path,
 ) -> None:
-    color, red_free = write_samples(isolated_profile)[:2]
+    color, red_free = copy_samples(isolated_profile, sample_library)[:2]
     archive = add_storage_server(run_cli, "Arquivo", storescp_jpeg.port)
     down = add_storage_server(run_cli, "Desligado", free_port())
     run_cli("send", color.exam_id, red_free.exam_id)

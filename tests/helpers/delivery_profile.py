@@ -13,6 +13,7 @@ that failed transiently is due again without the test waiting.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,8 @@ from pydicom.dataset import Dataset
 
 from eyer_desktop.cli import main
 from eyer_desktop.core.delivery import DeliveryEngine, RunSummary
-from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.exams import Exam, ExamType
+from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.outbox import Outbox, RetryPolicy, items_of_exam
 from eyer_desktop.core.paths import AppPaths
 from eyer_desktop.core.samples import write_sample_exams
@@ -132,16 +134,28 @@ def states_of(rows: Sequence[dict[str, Any]], server_key: str) -> list[str]:
     return [row["state"] for row in rows if row["server"] == server_key]
 
 
-def write_samples(paths: AppPaths, size: int = SAMPLE_SIZE) -> list[Exam]:
-    """Write one sample exam of each type into the profile's library.
+@pytest.fixture(scope="session", name="sample_library")
+def sample_library_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a library folder with one sample exam of each type.
+
+    Drawing the samples takes about half a second, so they are drawn once and
+    each test copies them with :func:`copy_samples`.
+    """
+    folder = tmp_path_factory.mktemp("sample-library") / "exams"
+    write_sample_exams(ExamLibrary(folder), size=SAMPLE_SIZE)
+    return folder
+
+
+def copy_samples(paths: AppPaths, sample_library: Path) -> list[Exam]:
+    """Copy the sample exams into the profile's library and load them from there.
 
     Returns the exams in the order color, red-free, texture, stereo, panoramic.
     """
-    workspace = Workspace(paths)
-    try:
-        return write_sample_exams(workspace.library, size=size)
-    finally:
-        workspace.close()
+    shutil.copytree(sample_library, paths.library_dir, dirs_exist_ok=True)
+    library = ExamLibrary(paths.library_dir)
+    exams = [library.load(exam_id) for exam_id in library.exam_ids()]
+    order = list(ExamType)
+    return sorted(exams, key=lambda exam: order.index(exam.exam_type))
 
 
 def run_engine_later(paths: AppPaths, seconds: float = LATER_S) -> RunSummary:

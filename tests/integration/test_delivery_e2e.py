@@ -51,15 +51,16 @@ from tests.helpers.delivery_profile import (  # noqa: F401
     SAMPLE_SIZE,
     add_storage_server,
     add_worklist_server,
+    copy_samples,
     instance_uids,
     outbox_rows,
     read_received,
     run_cli_fixture,
     run_engine_later,
+    sample_library_fixture,
     set_cloud,
     states_of,
     store_password,
-    write_samples,
 )
 from tests.helpers.fake_store_scp import run_fake_store_scp
 from tests.helpers.keyrings import MemoryKeyring, installed_keyring
@@ -79,9 +80,9 @@ WORKLIST_DAY = "2026-01-01"
 
 
 @pytest.fixture(name="samples")
-def samples_fixture(isolated_profile: AppPaths) -> list[Exam]:
+def samples_fixture(isolated_profile: AppPaths, sample_library: Path) -> list[Exam]:
     """One sample exam of each type in the test profile's library."""
-    return write_samples(isolated_profile)
+    return copy_samples(isolated_profile, sample_library)
 
 
 @pytest.fixture(name="keyring_backend")

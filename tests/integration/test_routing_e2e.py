@@ -20,15 +20,16 @@ from tests.helpers.dcmtk import DcmtkServer, free_port, run_storescp
 from tests.helpers.delivery_profile import (  # noqa: F401
     PRIMARY_KEY,
     add_storage_server,
+    copy_samples,
     instance_uids,
     outbox_rows,
     read_received,
     run_cli_fixture,
+    sample_library_fixture,
     set_action,
     set_cloud,
     states_of,
     store_password,
-    write_samples,
 )
 from tests.helpers.keyrings import MemoryKeyring, installed_keyring
 from tests.helpers.orthanc import (  # noqa: F401
@@ -41,9 +42,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(name="exams")
-def exams_fixture(isolated_profile: AppPaths) -> list[Exam]:
+def exams_fixture(isolated_profile: AppPaths, sample_library: Path) -> list[Exam]:
     """The color and red-free sample exams, two images each."""
-    return write_samples(isolated_profile)[:2]
+    return copy_samples(isolated_profile, sample_library)[:2]
 
 
 @pytest.fixture(name="contingency")
