@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import UID, JPEGBaseline8Bit
 
-from eyer_desktop.core.errors import DeliveryError, EyerError
+from eyer_desktop.core.errors import (
+    DeliveryError,
+    EyerError,
+    SecretStoreError,
+    ValidationError,
+)
 from eyer_desktop.core.net.association import echo
 from eyer_desktop.core.net.store import probe_storage
 from eyer_desktop.core.net.transcode import (
@@ -95,7 +100,7 @@ def test_server(server: Server, secrets: SecretStore | None = None) -> ServerTes
     settings = server.settings
     try:
         if isinstance(settings, DicomWebSettings):
-            _test_dicomweb(server, secrets or SecretStore(), report)
+            _test_dicomweb(server, settings, secrets or SecretStore(), report)
         elif isinstance(settings, DicomWorklistSettings):
             _test_worklist(server, settings, report)
         else:
@@ -202,9 +207,20 @@ def _test_worklist(
 
 
 def _test_dicomweb(
-    server: Server, secrets: SecretStore, report: ServerTestReport
+    server: Server,
+    settings: DicomWebSettings,
+    secrets: SecretStore,
+    report: ServerTestReport,
 ) -> None:
-    client = dicomweb_client(server, secrets)
+    try:
+        client = dicomweb_client(server, secrets)
+    except (ValidationError, SecretStoreError) as error:
+        if settings.base_url is None:
+            raise
+        # With the URL set, only the password or token can be missing or
+        # unreadable, which is the credentials step.
+        report.steps.append(TestStep("Credentials accepted", False, str(error)))
+        return
     client.check()
     report.steps.append(TestStep("Reachable", True, client.base_url))
     report.steps.append(

@@ -315,6 +315,57 @@ def test_stow_without_password_fails_permanently(
     assert orthanc.count_instances() == 0
 
 
+@pytest.mark.parametrize(
+    ("password", "expected_lines"),
+    [
+        (
+            None,
+            [
+                "ok    Reachable: {url}",
+                "ok    Credentials accepted: QIDO-RS query answered",
+            ],
+        ),
+        ("not-the-password", ["ok    Reachable: the server answered"]),
+    ],
+)
+def test_test_server_checks_cloud_credentials(
+    run_cli: RunCli,
+    orthanc: OrthancServer,
+    keyring_backend: MemoryKeyring,
+    password: str | None,
+    expected_lines: list[str],
+) -> None:
+    set_cloud(run_cli, orthanc.dicomweb_url, username=orthanc.username)
+    store_password(PRIMARY_KEY, password or orthanc.password)
+
+    result = run_cli("test-server", PRIMARY_KEY)
+
+    lines = result.out.splitlines()
+    expected = [line.format(url=orthanc.dicomweb_url) for line in expected_lines]
+    assert lines[: len(expected)] == expected
+    if password is None:
+        assert result.code == 0, result.err
+        assert len(lines) == 2
+    else:
+        assert result.code == 1
+        assert lines[-1].startswith("FAIL  Credentials accepted: ")
+        assert "HTTP 401" in lines[-1]
+
+
+def test_test_server_names_missing_password(
+    run_cli: RunCli, orthanc: OrthancServer, keyring_backend: MemoryKeyring
+) -> None:
+    set_cloud(run_cli, orthanc.dicomweb_url, username=orthanc.username)
+
+    result = run_cli("test-server", PRIMARY_KEY)
+
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        "FAIL  Credentials accepted: Password or token of server EYE000: not in "
+        "the keyring. Enter it in the server's settings"
+    ]
+
+
 # Worklist
 
 
