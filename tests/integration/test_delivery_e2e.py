@@ -642,11 +642,6 @@ def test_abort_mid_batch_keeps_rest_queued(
     assert set(states_of(outbox_rows(run_cli), key)) == {"sent"}
 
 
-@pytest.mark.xfail(
-    reason="pynetdicom 3.0.4's reactor thread can take the C-STORE response "
-    "that send_c_store waits for, so the batch stops at the DIMSE timeout",
-    strict=True,
-)
 def test_store_response_reaches_sender(
     run_cli: RunCli, storescp_jpeg: DcmtkServer, samples: list[Exam]
 ) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
@@ -300,6 +301,7 @@ def open_association(
 
     if not assoc.is_established:
         raise _association_failure(endpoint, assoc, time.monotonic() - started)
+    _keep_responses_for_sender(assoc)
     logger.info(
         "Association with %s accepted: %d of %d presentation contexts",
         endpoint,
@@ -317,6 +319,28 @@ def open_association(
     if assoc.is_established:
         assoc.release()
         logger.info("Association with %s released", endpoint)
+
+
+def _keep_responses_for_sender(assoc: Association) -> None:
+    """Stop the association's reactor thread from taking DIMSE responses.
+
+    pynetdicom 3.0.4 runs a reactor thread that polls the message queue with
+    ``get_msg(block=False)`` to serve requests from the peer, and pauses it
+    while a ``send_c_*`` call waits with ``get_msg(block=True)``. The pause can
+    come too late: the reactor then takes the response, logs "Received
+    unexpected C-STORE service message", and the sender waits until the DIMSE
+    timeout. The associations opened here never serve requests, so the
+    reactor's polls are answered with no message and every response goes to
+    the waiting sender.
+    """
+    get_message = assoc.dimse.get_msg
+
+    def get_message_when_blocking(block: bool = False) -> Any:
+        if not block:
+            return None, None
+        return get_message(block=True)
+
+    assoc.dimse.get_msg = get_message_when_blocking  # type: ignore[method-assign]
 
 
 def _create_ssl_context(endpoint: DicomEndpoint) -> ssl.SSLContext | None:
