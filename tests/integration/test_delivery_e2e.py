@@ -445,11 +445,6 @@ def test_worklist_table_shows_accented_name(
     assert "A3" in lines[1]
 
 
-@pytest.mark.xfail(
-    reason="the name pattern goes to the server with the case the user typed, "
-    "and wlmscpfs matches PatientName case-sensitively",
-    strict=True,
-)
 def test_worklist_lowercase_name_matches_uppercase_entry(
     run_cli: RunCli, worklist_server: DcmtkServer
 ) -> None:

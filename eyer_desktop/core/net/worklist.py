@@ -107,7 +107,10 @@ class WorklistQuery:
         identifier = Dataset()
 
         # Patient
-        identifier.PatientName = server_name_pattern(self.patient_name)
+        # Universal match: servers compare names case-sensitively, some byte by
+        # byte in their own character set, so the name pattern is applied to
+        # the decoded replies instead (matches_name), ignoring case.
+        identifier.PatientName = ""
         identifier.PatientID = ""
         identifier.IssuerOfPatientID = ""
         identifier.PatientBirthDate = ""
@@ -138,18 +141,6 @@ class WorklistQuery:
         if not self.patient_name:
             return True
         return _wildcard_regex(self.patient_name).fullmatch(name.casefold()) is not None
-
-
-def server_name_pattern(pattern: str) -> str:
-    """Return the ASCII pattern sent to the server for a name pattern.
-
-    Each run of non-ASCII characters becomes ``*``, and so does ``?``, which
-    a byte-comparing server would match against one byte of a character
-    that takes two. The server then returns every name that could match,
-    whatever character set it stores names in.
-    """
-    widened = re.sub(r"(?:[^\x00-\x7f]|\?)+", "*", pattern)
-    return re.sub(r"\*{2,}", "*", widened)
 
 
 def _wildcard_regex(pattern: str) -> re.Pattern[str]:

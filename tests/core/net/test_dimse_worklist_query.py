@@ -13,7 +13,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import Sex
 from eyer_desktop.core.net import WorklistItem, WorklistQuery
-from eyer_desktop.core.net.worklist import server_name_pattern
 
 DAY = dt.date(2026, 3, 4)
 
@@ -38,7 +37,7 @@ def test_query_identifier_keys() -> None:
     assert step.ScheduledStationAETitle == "EYERDESKTOP"
     assert step.Modality == "OP"
     assert step.ScheduledProcedureStepStartDate == "20260304-20260307"
-    assert identifier.PatientName == "SILVA*"
+    assert identifier.PatientName == ""
     for keyword in ("PatientID", "AccessionNumber", "StudyInstanceUID"):
         assert identifier[keyword].value in ("", None)
     assert "ScheduledProcedureStepID" in step
@@ -48,20 +47,6 @@ def test_query_any_date_sends_empty_key() -> None:
     step = WorklistQuery(dates=None).identifier().ScheduledProcedureStepSequence[0]
 
     assert step.ScheduledProcedureStepStartDate in ("", None)
-
-
-@pytest.mark.parametrize(
-    ("pattern", "sent"),
-    [
-        ("SILVA*", "SILVA*"),
-        ("CONCEIÇÃO*", "CONCEI*O*"),
-        ("ÇAĞLAR^JOSÉ", "*A*LAR^JOS*"),
-        ("JO?O", "JO*O"),
-        ("?Ç*", "*"),
-    ],
-)
-def test_server_pattern_is_ascii(pattern: str, sent: str) -> None:
-    assert server_name_pattern(pattern) == sent
 
 
 @pytest.mark.parametrize(
