@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyer_desktop.cli.delivery_cmd import resolve_exam_argument
+from eyer_desktop.cli.arguments import resolve_exam_argument
 from eyer_desktop.core.dicom.convert import convert_exam
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.manifest import load_exam

@@ -9,11 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from eyer_desktop.cli.arguments import resolve_exam_argument
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import routing
-from eyer_desktop.core.errors import ExamError, ValidationError
+from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.library import MIN_PREFIX_LENGTH
 from eyer_desktop.core.net.association import echo
 from eyer_desktop.core.net.worklist import WorklistItem, WorklistQuery, query_worklist
 from eyer_desktop.core.outbox import Delivery, DeliveryState
@@ -135,24 +135,6 @@ def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
         mark = "ok  " if step.ok else "FAIL"
         print(f"{mark}  {step.name}: {step.detail}")
     return 0 if report.ok else 1
-
-
-def resolve_exam_argument(context: Workspace, text: str) -> str:
-    """Return the id of the exam that an EXAM argument names.
-
-    Raises:
-        ValidationError: The argument matches no exam, or more than one.
-    """
-    try:
-        return context.library.resolve_id(text)
-    except ExamError as err:
-        raise ValidationError(
-            "Exam",
-            text,
-            "does not name exactly one exam of the library",
-            f"Give the exam id or a unique prefix of {MIN_PREFIX_LENGTH} or more "
-            "characters, as 'exams list' shows them",
-        ) from err
 
 
 def send_exams(context: Workspace, args: argparse.Namespace) -> int:

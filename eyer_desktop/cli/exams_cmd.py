@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eyer_desktop.cli.arguments import resolve_exam_argument
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import routing
 from eyer_desktop.core.errors import ValidationError
@@ -158,12 +159,13 @@ def list_exams(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def show_exam(context: Workspace, args: argparse.Namespace) -> int:
-    print_json(exam_to_json(context.library.load(args.exam)))
+    exam_id = resolve_exam_argument(context, args.exam)
+    print_json(exam_to_json(context.library.load(exam_id)))
     return 0
 
 
 def delete_exam(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = context.library.delete(args.exam)
+    exam_id = context.library.delete(resolve_exam_argument(context, args.exam))
     print(f"{exam_id}: deleted")
     return 0
 

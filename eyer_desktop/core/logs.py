@@ -70,8 +70,10 @@ def configure_logging(
             _install(file_handler)
 
     # pynetdicom logs every PDU at DEBUG and, unless told otherwise, the
-    # identifiers of queries, which carry patient data.
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # identifiers of queries, which carry patient data. Its errors (rejected
+    # or aborted associations) reach the user as DeliveryError messages that
+    # name the server, so its own copy of each is left out.
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     return log_file
 
 

@@ -167,3 +167,12 @@ def test_settings_unknown_name_lists_names(run_cli: RunCli) -> None:
 
     assert result.code == 2
     assert "dicom_prefix" in result.err
+
+
+@pytest.mark.parametrize("action", ["show", "delete"])
+def test_exams_unknown_id_exits_2(run_cli: RunCli, action: str) -> None:
+    result = run_cli("exams", action, "deadbeef")
+
+    assert result.code == 2
+    assert "'deadbeef'" in result.err
+    assert "exams list" in result.err

@@ -1,0 +1,29 @@
+"""Parsing of command-line arguments shared by several commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eyer_desktop.core.errors import ExamError, ValidationError
+from eyer_desktop.core.library import MIN_PREFIX_LENGTH
+
+if TYPE_CHECKING:
+    from eyer_desktop.core.workspace import Workspace
+
+
+def resolve_exam_argument(context: Workspace, text: str) -> str:
+    """Return the id of the exam that an EXAM argument names.
+
+    Raises:
+        ValidationError: The argument matches no exam, or more than one.
+    """
+    try:
+        return context.library.resolve_id(text)
+    except ExamError as err:
+        raise ValidationError(
+            "Exam",
+            text,
+            "does not name exactly one exam of the library",
+            f"Give the exam id or a unique prefix of {MIN_PREFIX_LENGTH} or more "
+            "characters, as 'exams list' shows them",
+        ) from err
