@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QWidget
 
 from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.errors import EyerError
-from eyer_desktop.core.export import prepare_drag_files, remove_stale_drag_files
+from eyer_desktop.core.export import prepare_drag_files
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.manifest import MANIFEST_NAME
 from eyer_desktop.core.sending import conversion_options
@@ -140,16 +140,6 @@ class DragExporter(QObject):
         self._stopped = True
         for worker in self._pending.values():
             worker.cancel()
-
-    def remove_stale(self) -> None:
-        """Remove old drag conversions from the cache, on a worker."""
-        worker = Worker(
-            remove_stale_drag_files,
-            self.cache_root,
-            DRAG_CACHE_AGE,
-            name="remove stale drag files",
-        )
-        self._pool.start(worker)
 
     def options(self) -> ConversionOptions:
         """Return the conversion options of the current settings."""

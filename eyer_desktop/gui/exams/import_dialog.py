@@ -133,6 +133,7 @@ class ImportDialog(QDialog):
         thumbnail_cache: ThumbnailCache,
         disk_cache: DiskThumbnailCache | None,
         *,
+        thumbnail_pool: WorkerPool | None = None,
         paths: Iterable[Path] = (),
         parent: QWidget | None = None,
     ) -> None:
@@ -143,7 +144,9 @@ class ImportDialog(QDialog):
         self._worklist: WorklistLink | None = None
         self._worker: Worker | None = None
         self._errors: dict[str, ErrorLabel] = {}
-        self._thumbnails = ThumbnailLoader(pool, thumbnail_cache, disk_cache, self)
+        self._thumbnails = ThumbnailLoader(
+            thumbnail_pool or pool, thumbnail_cache, disk_cache, self
+        )
         self._thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
         self._build()
         self.add_images(paths)

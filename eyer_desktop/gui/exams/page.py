@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QCoreApplication,
     QEvent,
     QFileSystemWatcher,
     QItemSelection,
@@ -53,7 +54,7 @@ from PySide6.QtWidgets import (
 
 from eyer_desktop.core.errors import EyerError
 from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.export import ExportReport
+from eyer_desktop.core.export import ExportReport, remove_stale_drag_files
 from eyer_desktop.core.library import ExamLibrary, LibraryListing
 from eyer_desktop.core.outbox import DeliveryState, Outbox
 from eyer_desktop.core.workspace import Workspace
@@ -64,7 +65,12 @@ from eyer_desktop.gui.exams.delegate import (
     ExamListDelegate,
 )
 from eyer_desktop.gui.exams.detail import ExamDetailPane
-from eyer_desktop.gui.exams.drag import DragExporter, DropContents, classify_drop
+from eyer_desktop.gui.exams.drag import (
+    DRAG_CACHE_AGE,
+    DragExporter,
+    DropContents,
+    classify_drop,
+)
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.exams.export import ExportDialog, export_summary
 from eyer_desktop.gui.exams.import_dialog import ImportDialog
@@ -91,6 +97,8 @@ COUNTS_INTERVAL_MS = 3000
 WATCH_DELAY_MS = 500
 THUMBNAIL_CACHE_FOLDER = "thumbnails"
 STATUS_MS = 6000
+BACKGROUND_THREADS = 2
+SHUTDOWN_WAIT_MS = 10_000
 
 DeliveryCounts = Mapping[str, Mapping[str, Mapping[DeliveryState, int]]]
 
@@ -167,7 +175,13 @@ class ExamsPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self.workspace = workspace
+        # Conversions, imports and exports run on the general pool, so closing
+        # the window waits for them. Reads of the library and the outbox,
+        # thumbnails and previews run on this pool of the page instead: they
+        # are short, can be dropped at any time, and closing does not ask
+        # about them.
         self.pool: WorkerPool = pools.general
+        self.background = WorkerPool("exams-background", BACKGROUND_THREADS, self)
         # Opened here, on the GUI thread, before workers share the outbox.
         self._outbox = workspace.outbox
         self._library = workspace.library
@@ -186,7 +200,7 @@ class ExamsPage(QWidget):
             workspace.paths.cache_dir / THUMBNAIL_CACHE_FOLDER
         )
         self.thumbnails = ThumbnailLoader(
-            self.pool, self.thumbnail_cache, self.disk_cache, self
+            self.background, self.thumbnail_cache, self.disk_cache, self
         )
         self.model = ExamListModel(self.thumbnails, self._server_name, self)
         self.proxy = ExamFilterProxy(self)
@@ -198,7 +212,21 @@ class ExamsPage(QWidget):
         self._build()
         self._connect()
         self._start_watching()
-        self.drag_exporter.remove_stale()
+        # The first reads start from the event loop, once the window exists,
+        # so that building the window starts no worker.
+        QTimer.singleShot(0, self._start_reading)
+        application = QCoreApplication.instance()
+        if application is not None:
+            application.aboutToQuit.connect(self.shutdown)
+
+    def _start_reading(self) -> None:
+        cleanup = Worker(
+            remove_stale_drag_files,
+            self.drag_exporter.cache_root,
+            DRAG_CACHE_AGE,
+            name="remove stale drag files",
+        )
+        self.background.start(cleanup)
         self.refresh()
 
     # Layout
@@ -271,7 +299,7 @@ class ExamsPage(QWidget):
 
         self.detail = ExamDetailPane(
             self.workspace,
-            self.pool,
+            self.background,
             thumbnail_cache=self.thumbnail_cache,
             disk_cache=self.disk_cache,
             drag_exporter=self.drag_exporter,
@@ -352,8 +380,12 @@ class ExamsPage(QWidget):
     def is_refreshing(self) -> bool:
         return self._listing_worker is not None
 
-    def shutdown(self) -> None:
-        """Stop timers and start no new work, so the pools can finish."""
+    def shutdown(self, msecs: int = SHUTDOWN_WAIT_MS) -> bool:
+        """Stop timers, start no new work and wait for the page's own pool.
+
+        Returns:
+            False when background work was still running after ``msecs``.
+        """
         self._stopped = True
         self.counts_timer.stop()
         self._watch_timer.stop()
@@ -361,6 +393,8 @@ class ExamsPage(QWidget):
         self.thumbnails.stop()
         self.detail.stop()
         self.drag_exporter.stop()
+        self.background.cancel_all()
+        return self.background.wait_for_done(msecs)
 
     def refresh(self) -> None:
         """Read the library and the delivery counts again, on a worker."""
@@ -372,7 +406,7 @@ class ExamsPage(QWidget):
         worker = Worker(read_library, self._library, self._outbox, name="read library")
         on_ending(worker, self, self._listing_read, self._listing_failed)
         self._listing_worker = worker
-        self.pool.start(worker)
+        self.background.start(worker)
 
     def _listing_read(self, result: tuple[LibraryListing, DeliveryCounts]) -> None:
         if self._stopped:
@@ -411,7 +445,7 @@ class ExamsPage(QWidget):
         worker = Worker(self._outbox.exam_counts, ids, name="delivery counts")
         on_ending(worker, self, self._counts_read, self._counts_failed)
         self._counts_worker = worker
-        self.pool.start(worker)
+        self.background.start(worker)
         self.detail.refresh_deliveries()
 
     def _counts_read(self, counts: DeliveryCounts) -> None:
@@ -575,6 +609,7 @@ class ExamsPage(QWidget):
             self.pool,
             self.thumbnail_cache,
             self.disk_cache,
+            thumbnail_pool=self.background,
             paths=paths,
             parent=self,
         )
