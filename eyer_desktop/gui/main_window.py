@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from eyer_desktop import __version__
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.workspace import Workspace
+from eyer_desktop.gui.exams.page import ExamsPage
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.servers.page import ServersPage
 from eyer_desktop.gui.settings_dialog import SettingsDialog
@@ -75,12 +76,10 @@ class PlaceholderPage(QWidget):
 
 def create_pages(workspace: Workspace, pools: Pools) -> list[Page]:
     """Create the pages of the main window, in side-list order."""
-    exams_text = _tr(
-        "Exams will be listed here with their thumbnails and delivery status."
-    )
+    exams = ExamsPage(workspace, pools)
     activity_text = _tr("Deliveries to each server will be listed here.")
     return [
-        Page(_tr("Exams"), "exams", PlaceholderPage(exams_text)),
+        Page(_tr("Exams"), "exams", exams, exams.file_actions()),
         Page(_tr("Servers"), "servers", ServersPage(workspace, pools, SecretStore())),
         Page(_tr("Activity"), "activity", PlaceholderPage(activity_text)),
     ]
