@@ -39,7 +39,7 @@ def test_decode_fits_box_and_keeps_shape(tmp_path: Path) -> None:
     image = decode_thumbnail(path, SIZE)
 
     assert (image.width(), image.height()) == (SIZE, SIZE // 2)
-    assert image.format() == QImage.Format.Format_RGB888
+    assert image.format() == QImage.Format.Format_RGB32
 
 
 def test_decode_follows_exif_orientation(tmp_path: Path) -> None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from eyer_desktop.core.exams import Laterality
 from eyer_desktop.gui.exams.labels import EYE_COLORS, eye_badge
-from eyer_desktop.gui.exams.model import LIST_THUMBNAIL_SIZE, Column, Role, Thumbnail
+from eyer_desktop.gui.exams.model import LIST_THUMBNAIL_BOX, Role, Thumbnail
 from eyer_desktop.gui.exams.status import CHIP_COLORS, ServerStatus, chip_label
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
-THUMBNAIL_BOX = LIST_THUMBNAIL_SIZE // 2
-"""Logical pixels of a list thumbnail. Images are decoded at twice this size
-so they stay sharp on screens scaled to 200 %."""
+THUMBNAIL_BOX = LIST_THUMBNAIL_BOX
 THUMBNAIL_GAP = 6
 ROW_PADDING = 6
 CHIP_HEIGHT = 20
@@ -47,81 +54,110 @@ def paint_eye_badge(
     painter.restore()
 
 
-class ExamListDelegate(QStyledItemDelegate):
-    """Paints the thumbnails and the delivery chips of the exam list."""
+def eye_badge_pixmap(laterality: Laterality, font: QFont, ratio: float) -> QPixmap:
+    """Return the OD or OS badge as a pixmap for a screen scale factor."""
+    badge_font = QFont(font)
+    badge_font.setBold(True)
+    badge_font.setPointSizeF(max(font.pointSizeF() * 0.75, 6.0))
+    metrics = QFontMetrics(badge_font)
+    text = eye_badge(laterality)
+    size = QSize(metrics.horizontalAdvance(text) + 6, metrics.height())
+    pixmap = QPixmap(size * ratio)
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(EYE_COLORS[laterality])
+    painter.drawRoundedRect(QRectF(0, 0, size.width(), size.height()), 3, 3)
+    painter.setFont(badge_font)
+    painter.setPen(QColor("white"))
+    painter.drawText(QRect(QPoint(0, 0), size), Qt.AlignmentFlag.AlignCenter, text)
+    painter.end()
+    return pixmap
+
+
+class _CellDelegate(QStyledItemDelegate):
+    """Paints a cell's background and selection, then its own content."""
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex
     ) -> None:
-        column = index.column()
-        if column not in (Column.IMAGES, Column.DELIVERY):
-            super().paint(painter, option, index)
-            return
-
         painter.save()
-        self._paint_background(painter, option, index)
-        if column == Column.IMAGES:
-            self._paint_thumbnails(painter, option, index.data(Role.THUMBNAILS))
-        else:
-            self._paint_chips(painter, option, index.data(Role.DELIVERY))
-        painter.restore()
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:  # noqa: N802
-        hint = super().sizeHint(option, index)
-        height = THUMBNAIL_BOX + 2 * ROW_PADDING
-        if index.column() == Column.IMAGES:
-            width = 2 * THUMBNAIL_BOX + THUMBNAIL_GAP + 2 * ROW_PADDING
-            return QSize(width, height)
-        if index.column() == Column.DELIVERY:
-            statuses = index.data(Role.DELIVERY) or ()
-            metrics = QFontMetrics(option.font)
-            width = sum(
-                self._chip_width(metrics, status) + CHIP_GAP for status in statuses
-            )
-            return QSize(max(width + 2 * ROW_PADDING, hint.width()), height)
-        return QSize(hint.width(), max(hint.height(), height))
-
-    def _paint_background(
-        self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex
-    ) -> None:
         background = QStyleOptionViewItem(option)
         self.initStyleOption(background, index)
         background.text = ""
-        style = option.widget.style() if option.widget is not None else None
+        widget = option.widget
+        style = widget.style() if widget is not None else None
         if style is not None:
             style.drawControl(
-                QStyle.ControlElement.CE_ItemViewItem,
-                background,
-                painter,
-                option.widget,
+                QStyle.ControlElement.CE_ItemViewItem, background, painter, widget
             )
+        self.paint_content(painter, option, index)
+        painter.restore()
 
-    def _paint_thumbnails(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        thumbnails: tuple[Thumbnail, ...] | None,
+    def paint_content(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex
     ) -> None:
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        raise NotImplementedError
+
+
+class ThumbnailDelegate(_CellDelegate):
+    """Paints the first image of each eye with its OD or OS badge."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # Badge pixmaps by eye, font and scale factor, painted once.
+        self._badges: dict[tuple[Laterality, str, float], QPixmap] = {}
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:  # noqa: N802
+        width = 2 * THUMBNAIL_BOX + THUMBNAIL_GAP + 2 * ROW_PADDING
+        return QSize(width, THUMBNAIL_BOX + 2 * ROW_PADDING)
+
+    def paint_content(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex
+    ) -> None:
+        thumbnails: tuple[Thumbnail, ...] = index.data(Role.THUMBNAILS) or ()
         rect = option.rect
         left = rect.left() + ROW_PADDING
         top = rect.top() + (rect.height() - THUMBNAIL_BOX) // 2
-        for thumbnail in thumbnails or ():
+        ratio = painter.device().devicePixelRatioF()
+        for thumbnail in thumbnails:
             box = QRect(left, top, THUMBNAIL_BOX, THUMBNAIL_BOX)
             if thumbnail.image is None:
                 painter.fillRect(box, PLACEHOLDER_COLOR)
             else:
-                target = _fit(thumbnail.image.size(), box)
-                painter.drawImage(target, thumbnail.image)
-            paint_eye_badge(painter, box, thumbnail.laterality, option.font)
+                painter.drawImage(
+                    _fit(thumbnail.image.size() / ratio, box), thumbnail.image
+                )
+            badge = self._badge(thumbnail.laterality, option.font, ratio)
+            badge_height = round(badge.height() / ratio)
+            painter.drawPixmap(box.left() + 2, box.bottom() - badge_height - 1, badge)
             left += THUMBNAIL_BOX + THUMBNAIL_GAP
 
-    def _paint_chips(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        statuses: tuple[ServerStatus, ...] | None,
+    def _badge(self, laterality: Laterality, font: QFont, ratio: float) -> QPixmap:
+        key = (laterality, font.key(), ratio)
+        badge = self._badges.get(key)
+        if badge is None:
+            badge = eye_badge_pixmap(laterality, font, ratio)
+            self._badges[key] = badge
+        return badge
+
+
+class DeliveryChipDelegate(_CellDelegate):
+    """Paints one chip per server: its name and the delivery state."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:  # noqa: N802
+        statuses = index.data(Role.DELIVERY) or ()
+        metrics = QFontMetrics(option.font)
+        width = sum(chip_width(metrics, status) + CHIP_GAP for status in statuses)
+        return QSize(width + 2 * ROW_PADDING, THUMBNAIL_BOX + 2 * ROW_PADDING)
+
+    def paint_content(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex
     ) -> None:
+        statuses: tuple[ServerStatus, ...] = index.data(Role.DELIVERY) or ()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(option.font)
         metrics = QFontMetrics(option.font)
@@ -133,11 +169,11 @@ class ExamListDelegate(QStyledItemDelegate):
             painter.drawText(
                 rect.adjusted(ROW_PADDING, 0, 0, 0),
                 Qt.AlignmentFlag.AlignVCenter,
-                self.tr("not queued"),
+                self.tr("not sent yet"),
             )
             return
         for status in statuses:
-            width = self._chip_width(metrics, status)
+            width = chip_width(metrics, status)
             if left + width > rect.right() and left > rect.left() + ROW_PADDING:
                 painter.setPen(option.palette.color(QPalette.ColorRole.Text))
                 painter.drawText(
@@ -152,23 +188,27 @@ class ExamListDelegate(QStyledItemDelegate):
             painter.setBrush(background)
             painter.drawRoundedRect(QRectF(chip), CHIP_HEIGHT / 2, CHIP_HEIGHT / 2)
             painter.setPen(foreground)
-            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, _chip_text(status))
+            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text(status))
             left += width + CHIP_GAP
 
-    @staticmethod
-    def _chip_width(metrics: QFontMetrics, status: ServerStatus) -> int:
-        return metrics.horizontalAdvance(_chip_text(status)) + CHIP_HEIGHT
+
+def chip_width(metrics: QFontMetrics, status: ServerStatus) -> int:
+    """Return the width of a status chip in logical pixels."""
+    return metrics.horizontalAdvance(chip_text(status)) + CHIP_HEIGHT
 
 
-def _chip_text(status: ServerStatus) -> str:
+def chip_text(status: ServerStatus) -> str:
+    """Return the text of a status chip: server name and state."""
     return f"{status.server_name} \u00b7 {chip_label(status.state)}"
 
 
 def _fit(size: QSize, box: QRect) -> QRect:
-    """Return the largest rectangle of ``size``'s shape centred in ``box``."""
+    """Return a rectangle of ``size`` centred in ``box``, shrunk to fit it."""
     if size.isEmpty():
         return box
-    scaled = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    scaled = size
+    if size.width() > box.width() or size.height() > box.height():
+        scaled = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
     left = box.left() + (box.width() - scaled.width()) // 2
     top = box.top() + (box.height() - scaled.height()) // 2
     return QRect(left, top, scaled.width(), scaled.height())

@@ -42,7 +42,10 @@ from eyer_desktop.gui.icons import icon
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
-LIST_THUMBNAIL_SIZE = 128
+LIST_THUMBNAIL_BOX = 64
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_USER = Qt.ItemDataRole.UserRole.value
+"""Logical pixels of the square a list thumbnail fits in."""
 ERROR_COLOR = QColor("#b3261e")
 
 
@@ -131,6 +134,8 @@ class ExamListModel(QAbstractTableModel):
         thumbnails: ThumbnailLoader | None = None,
         server_name: Callable[[str], str] | None = None,
         parent: QObject | None = None,
+        *,
+        thumbnail_size: int = LIST_THUMBNAIL_BOX,
     ) -> None:
         """Create an empty model.
 
@@ -138,8 +143,12 @@ class ExamListModel(QAbstractTableModel):
             thumbnails: Loader of the row thumbnails; None shows no thumbnails.
             server_name: Returns the name shown for a server key.
             parent: The owning QObject.
+            thumbnail_size: Device pixels of the square thumbnails are decoded
+                to fit: the logical box times the screen's scale factor, so
+                painting never resamples them.
         """
         super().__init__(parent)
+        self.thumbnail_size = thumbnail_size
         self._rows: list[_Row] = []
         self._positions: dict[str, int] = {}
         self._thumbnails = thumbnails
@@ -190,14 +199,19 @@ class ExamListModel(QAbstractTableModel):
         return flags
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        # Views call this for every role of every painted cell, so the common
+        # cases come first and no enum is built on the way.
+        position = index.row()
+        if not 0 <= position < len(self._rows) or not index.isValid():
             return None
-        row = self._rows[index.row()]
-        column = Column(index.column())
-        if role >= Qt.ItemDataRole.UserRole:
-            return self._role_data(row, column, role)
+        row = self._rows[position]
+        column = index.column()
+        if role == _DISPLAY and row.summary is not None:
+            return row.texts[column]
+        if role >= _USER:
+            return self._role_data(row, Column(column), role)
         if row.summary is None:
-            return self._broken_data(row, column, role)
+            return self._broken_data(row, Column(column), role)
         return self._exam_data(row, column, role)
 
     # Row data
@@ -235,12 +249,10 @@ class ExamListModel(QAbstractTableModel):
         }
         return values.get(role)
 
-    def _exam_data(self, row: _Row, column: Column, role: int) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.texts[column]
-        if role == Qt.ItemDataRole.ToolTipRole and column is Column.DELIVERY:
+    def _exam_data(self, row: _Row, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.ToolTipRole and column == Column.DELIVERY:
             return self._delivery_tooltip(row) or None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column is Column.IMAGE_COUNT:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.IMAGE_COUNT:
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
 
@@ -318,7 +330,7 @@ class ExamListModel(QAbstractTableModel):
             loaded = None
             if self._thumbnails is not None:
                 self._thumbnail_owners[path] = row.exam_id
-                loaded = self._thumbnails.request(path, LIST_THUMBNAIL_SIZE)
+                loaded = self._thumbnails.request(path, self.thumbnail_size)
             thumbnails.append(Thumbnail(image.laterality, path, loaded))
         return tuple(thumbnails)
 
@@ -433,7 +445,7 @@ class ExamListModel(QAbstractTableModel):
     def _thumbnail_ready(self, path: Path, size: int) -> None:
         exam_id = self._thumbnail_owners.get(path)
         position = self._positions.get(exam_id) if exam_id is not None else None
-        if size != LIST_THUMBNAIL_SIZE or position is None:
+        if size != self.thumbnail_size or position is None:
             return
         index = self.index(position, Column.IMAGES)
         self.dataChanged.emit(index, index, [Role.THUMBNAILS])

@@ -62,7 +62,8 @@ from eyer_desktop.gui.exams.delegate import (
     ROW_PADDING,
     THUMBNAIL_BOX,
     THUMBNAIL_GAP,
-    ExamListDelegate,
+    DeliveryChipDelegate,
+    ThumbnailDelegate,
 )
 from eyer_desktop.gui.exams.detail import ExamDetailPane
 from eyer_desktop.gui.exams.drag import (
@@ -76,7 +77,7 @@ from eyer_desktop.gui.exams.export import ExportDialog, export_summary
 from eyer_desktop.gui.exams.import_dialog import ImportDialog
 from eyer_desktop.gui.exams.labels import plural
 from eyer_desktop.gui.exams.model import (
-    LIST_THUMBNAIL_SIZE,
+    LIST_THUMBNAIL_BOX,
     Column,
     ExamListModel,
     Role,
@@ -165,16 +166,21 @@ class ExamsPage(QWidget):
     Signals:
         status_message: A passing outcome for the status bar: (text, ms).
         exams_changed: Exams were added to the library by this page.
+        exams_added: The same, with the list of the new exams' ids, so that
+            the sending service can queue them.
     """
 
     status_message = Signal(str, int)
     exams_changed = Signal()
+    exams_added = Signal(object)
 
     def __init__(
         self, workspace: Workspace, pools: Pools, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self.workspace = workspace
+        self.context_menus: list[QMenu] = []
+        """Menus the window adds at the top of an exam's context menu."""
         # Conversions, imports and exports run on the general pool, so closing
         # the window waits for them. Reads of the library and the outbox,
         # thumbnails and previews run on this pool of the page instead: they
@@ -202,7 +208,12 @@ class ExamsPage(QWidget):
         self.thumbnails = ThumbnailLoader(
             self.background, self.thumbnail_cache, self.disk_cache, self
         )
-        self.model = ExamListModel(self.thumbnails, self._server_name, self)
+        self.model = ExamListModel(
+            self.thumbnails,
+            self._server_name,
+            self,
+            thumbnail_size=round(LIST_THUMBNAIL_BOX * self.devicePixelRatioF()),
+        )
         self.proxy = ExamFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.drag_exporter = DragExporter(workspace, self.pool, self)
@@ -286,7 +297,10 @@ class ExamsPage(QWidget):
 
         self.view = ExamTableView(self)
         self.view.setModel(self.proxy)
-        self.view.setItemDelegate(ExamListDelegate(self.view))
+        self.view.setItemDelegateForColumn(Column.IMAGES, ThumbnailDelegate(self.view))
+        self.view.setItemDelegateForColumn(
+            Column.DELIVERY, DeliveryChipDelegate(self.view)
+        )
         self._size_columns()
         self.view.sortByColumn(Column.CAPTURED, Qt.SortOrder.DescendingOrder)
 
@@ -519,7 +533,8 @@ class ExamsPage(QWidget):
     def retain_visible_thumbnails(self) -> None:
         """Cancel queued thumbnails of rows that scrolled out of view."""
         paths = self.model.thumbnail_paths(self.visible_source_rows())
-        self.thumbnails.retain((path, LIST_THUMBNAIL_SIZE) for path in paths)
+        size = self.model.thumbnail_size
+        self.thumbnails.retain((path, size) for path in paths)
 
     # Selection
 
@@ -630,6 +645,7 @@ class ExamsPage(QWidget):
             STATUS_MS,
         )
         self.exams_changed.emit()
+        self.exams_added.emit([exam.exam_id])
         self._select_after_refresh = exam.exam_id
         self.refresh()
 
@@ -661,6 +677,7 @@ class ExamsPage(QWidget):
         self.status_message.emit(text, 15_000 if errors else STATUS_MS)
         if added:
             self.exams_changed.emit()
+            self.exams_added.emit([exam.exam_id for exam in added])
             self.refresh()
 
     def _folders_failed(self, error: BaseException) -> None:
@@ -765,6 +782,8 @@ class ExamsPage(QWidget):
         if not index.isValid():
             return
         menu = QMenu(self)
+        for extra in self.context_menus:
+            menu.addMenu(extra)
         menu.addAction(self.export_action)
         folder = index.data(Role.FOLDER)
         show = menu.addAction(self.tr("Show Exam Folder"))

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from eyer_desktop.core.exams import Laterality
 from eyer_desktop.gui.exams.labels import EYE_COLORS, eye_label
+from eyer_desktop.gui.exams.thumbnails import to_qimage
 
 ZOOM_STEP = 1.25
 MAX_ZOOM = 8.0
@@ -57,9 +58,7 @@ def decode_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
             rgb = upright.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise PreviewError(f"Cannot decode {path.name}: {err}") from err
-    width, height = rgb.size
-    data = rgb.tobytes("raw", "RGB")
-    return QImage(data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    return to_qimage(rgb)
 
 
 class ImagePreview(QGraphicsView):

@@ -3,8 +3,9 @@
 The search matches every word typed, in any order, against the patient name,
 the clinic document and the exam type, ignoring case and accents, so
 "goncalves cpf" finds "Gonçalves" with a CPF document. Sorting compares the
-raw values of :attr:`Role.SORT_KEY`, so dates sort by time and counts by
-number, not by their text.
+raw values of :attr:`Role.SORT_KEY` in Qt's own comparison, so dates sort by
+time and counts by number, not by their text. Each column's keys share one
+type, which that comparison requires.
 """
 
 from __future__ import annotations
@@ -49,10 +50,3 @@ class ExamFilterProxy(QSortFilterProxyModel):
         model = self.sourceModel()
         text = model.index(source_row, 0, source_parent).data(Role.SEARCH_TEXT) or ""
         return all(word in text for word in self._words)
-
-    def lessThan(self, left: AnyIndex, right: AnyIndex) -> bool:  # noqa: N802
-        left_key = left.data(Role.SORT_KEY)
-        right_key = right.data(Role.SORT_KEY)
-        if type(left_key) is not type(right_key):
-            return str(left_key) < str(right_key)
-        return bool(left_key < right_key)

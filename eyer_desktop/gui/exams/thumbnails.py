@@ -132,14 +132,14 @@ def decode_thumbnail(
             raise ThumbnailError(f"Cannot read {source}: {err.strerror}") from err
         if cached.is_file():
             try:
-                return _to_qimage(_open_rgb(cached, size))
+                return to_qimage(_open_rgb(cached, size))
             except ThumbnailError:
                 logger.warning("Thumbnail cache file %s is damaged", cached)
 
     image = _open_rgb(source, size)
     if cached is not None:
         _store(disk, cached, image)
-    return _to_qimage(image)
+    return to_qimage(image)
 
 
 def _open_rgb(path: Path, size: int) -> Image.Image:
@@ -164,11 +164,17 @@ def _store(disk: DiskThumbnailCache | None, path: Path, image: Image.Image) -> N
         logger.warning("Cannot write the thumbnail cache file %s: %s", path, err)
 
 
-def _to_qimage(image: Image.Image) -> QImage:
+def to_qimage(image: Image.Image) -> QImage:
+    """Return an RGB Pillow image as a QImage in the format painted fastest.
+
+    QImage does not own the bytes it is built on; the conversion makes a copy
+    that does. Format_RGB32 is what the raster paint engine draws without
+    converting, so the conversion is done here, off the GUI thread.
+    """
     width, height = image.size
     data = image.tobytes("raw", "RGB")
-    # QImage does not own the bytes it is built on, so copy() detaches it.
-    return QImage(data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    packed = QImage(data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return packed.convertToFormat(QImage.Format.Format_RGB32)
 
 
 class ThumbnailLoader(QObject):
