@@ -288,6 +288,7 @@ class ExamDetailPane(QWidget):
         splitter.addWidget(self.server_view)
         splitter.addWidget(self.history_view)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([120, 400])
         layout = QVBoxLayout(tab)
         layout.addWidget(self.no_delivery_label)
         layout.addWidget(QLabel(self.tr("Per server, then every event:"), tab))
@@ -449,9 +450,10 @@ class ExamDetailPane(QWidget):
 
     @staticmethod
     def _fields(*pairs: tuple[str, str]) -> str:
+        # Non-breaking spaces keep each label with its value when the line wraps.
         return " &nbsp;\u00b7&nbsp; ".join(
-            f"<span style='color:#5f6b73'>{html.escape(label)}:</span> "
-            f"{html.escape(value)}"
+            f"<span style='color:#5f6b73'>{_unbroken(label)}:</span>&nbsp;"
+            f"{_unbroken(value)}"
             for label, value in pairs
         )
 
@@ -463,7 +465,8 @@ class ExamDetailPane(QWidget):
         return (
             f"<span style='color:#5f6b73'>{html.escape(self.tr('Anamnesis'))}:</span> "
             + "; ".join(
-                f"{html.escape(label)} {html.escape(value)}" for label, value in answers
+                f"{html.escape(label)}: {html.escape(value)}"
+                for label, value in answers
             )
         )
 
@@ -585,6 +588,10 @@ class ExamDetailPane(QWidget):
         current = self.strip.currentItem()
         pixmap = current.icon().pixmap(STRIP_ICON_SIZE) if current else None
         self._drag.start_drag(self.strip, [self._exam.exam_id], selected, pixmap)
+
+
+def _unbroken(text: str) -> str:
+    return html.escape(text).replace(" ", "&nbsp;")
 
 
 def _optional_answer(value: bool | None) -> str:

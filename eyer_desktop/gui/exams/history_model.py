@@ -18,8 +18,14 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush
 
-from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.outbox import Delivery, DeliveryState, EventKind, HistoryEvent
+from eyer_desktop.core.exams import Exam, Laterality
+from eyer_desktop.core.outbox import (
+    STEREO_ITEM_PREFIX,
+    Delivery,
+    DeliveryState,
+    EventKind,
+    HistoryEvent,
+)
 from eyer_desktop.gui.exams.labels import eye_badge
 from eyer_desktop.gui.exams.status import (
     CHIP_COLORS,
@@ -151,7 +157,7 @@ class ServerDeliveryModel(QAbstractTableModel):
             return row
         if role in (Qt.ItemDataRole.DisplayRole, HistoryRole.SORT_KEY):
             values = {
-                ServerColumn.SERVER: f"{status.server_name} ({status.server_key})",
+                ServerColumn.SERVER: _server_text(status),
                 ServerColumn.STATUS: chip_label(status.state),
                 ServerColumn.DELIVERED: self.tr("%1 of %2")
                 .replace("%1", str(status.done))
@@ -280,11 +286,27 @@ class DeliveryHistoryModel(QAbstractTableModel):
         return detail
 
 
+def _server_text(status: ServerStatus) -> str:
+    if status.server_name.casefold() == status.server_key.casefold():
+        return status.server_key
+    return f"{status.server_name} ({status.server_key})"
+
+
 def _image_names(exam: Exam | None) -> dict[str, str]:
-    """Name each image by its eye and position, such as ``OD 1``."""
+    """Name each image by its eye and position, such as ``OD 1``.
+
+    The Stereometric Relationship instance of each eye is named too, such
+    as ``OD stereo pairs``.
+    """
+    names = {
+        f"{STEREO_ITEM_PREFIX}{eye.value}": QCoreApplication.translate(
+            "HistoryEvent", "%s stereo pairs"
+        )
+        % eye_badge(eye)
+        for eye in Laterality
+    }
     if exam is None:
-        return {}
-    names = {}
+        return names
     for number, image in enumerate(exam.images, start=1):
         names[image.image_id] = f"{eye_badge(image.laterality)} {number}"
     return names

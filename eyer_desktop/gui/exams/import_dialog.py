@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -199,6 +200,10 @@ class ImportDialog(QDialog):
         self.document_type_combo = QComboBox(box)
         self.document_type_combo.setEditable(True)
         self.document_type_combo.addItems(DOCUMENT_TYPES)
+        self.document_type_combo.setMinimumContentsLength(12)
+        line_edit = self.document_type_combo.lineEdit()
+        if line_edit is not None:
+            line_edit.setPlaceholderText(self.tr("e.g. CPF"))
         self.document_type_combo.setToolTip(
             self.tr("The kind of document the clinic registers patients by")
         )
@@ -222,6 +227,9 @@ class ImportDialog(QDialog):
         self.notes_edit = QPlainTextEdit(box)
         self.notes_edit.setPlaceholderText(self.tr("Complaints and other answers"))
         self.notes_edit.setFixedHeight(56)
+        self.notes_edit.setSizePolicy(
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed
+        )
         self.diopter_right_edit = QLineEdit(box)
         self.diopter_left_edit = QLineEdit(box)
         for edit in (self.diopter_right_edit, self.diopter_left_edit):
@@ -250,6 +258,9 @@ class ImportDialog(QDialog):
         ]
         for key, label, field in rows:
             form.addRow(label, self._with_error(key, field))
+        required = QLabel(self.tr("* required"), box)
+        required.setEnabled(False)
+        form.addRow("", required)
         return box
 
     def _with_error(self, key: str, field: QWidget) -> QWidget:

@@ -181,12 +181,12 @@ class ExamListModel(QAbstractTableModel):
 
     def _header_titles(self) -> dict[Column, str]:
         return {
-            Column.IMAGES: self.tr("Images"),
+            Column.IMAGES: self.tr("Preview"),
             Column.PATIENT: self.tr("Patient"),
             Column.DOCUMENT: self.tr("Document"),
             Column.CAPTURED: self.tr("Captured"),
             Column.TYPE: self.tr("Type"),
-            Column.IMAGE_COUNT: self.tr("Count"),
+            Column.IMAGE_COUNT: self.tr("Images"),
             Column.DELIVERY: self.tr("Delivery"),
         }
 
@@ -252,6 +252,8 @@ class ExamListModel(QAbstractTableModel):
     def _exam_data(self, row: _Row, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.ToolTipRole and column == Column.DELIVERY:
             return self._delivery_tooltip(row) or None
+        if role == Qt.ItemDataRole.ToolTipRole and column == Column.PATIENT:
+            return "\n".join(filter(None, row.texts[Column.PATIENT : Column.CAPTURED]))
         if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.IMAGE_COUNT:
             return int(Qt.AlignmentFlag.AlignCenter)
         return None

@@ -327,6 +327,14 @@ class ExamsPage(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        list_width = sum(
+            self.view.columnWidth(column)
+            for column in Column
+            if not self.view.isColumnHidden(column)
+        )
+        # The list starts wide enough for every column with a patient name of
+        # about 180 pixels; the detail pane takes the rest.
+        self.splitter.setSizes([list_width + 200, 520])
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -338,17 +346,21 @@ class ExamsPage(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(Column.PATIENT, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(Column.IMAGES, QHeaderView.ResizeMode.Fixed)
+        header.setMinimumSectionSize(40)
+        metrics = self.view.fontMetrics()
         widths = {
             Column.IMAGES: 2 * THUMBNAIL_BOX + THUMBNAIL_GAP + 2 * ROW_PADDING,
-            Column.DOCUMENT: 150,
-            Column.CAPTURED: 125,
-            Column.TYPE: 85,
-            Column.IMAGE_COUNT: 55,
-            Column.DELIVERY: 210,
+            Column.DOCUMENT: metrics.horizontalAdvance("CPF 000.000.000-00") + 16,
+            Column.CAPTURED: metrics.horizontalAdvance("0000-00-00 00:00") + 16,
+            Column.TYPE: metrics.horizontalAdvance("Panoramic") + 16,
+            Column.IMAGE_COUNT: metrics.horizontalAdvance("Images") + 16,
+            Column.DELIVERY: metrics.horizontalAdvance("EyerCloud \u00b7 sending") + 40,
         }
         for column, width in widths.items():
             self.view.setColumnWidth(column, width)
-        header.setMinimumSectionSize(40)
+        # The document is shown in the detail pane and the patient's tooltip,
+        # and is searchable; its column leaves the list room for the chips.
+        self.view.setColumnHidden(Column.DOCUMENT, True)
 
     def _connect(self) -> None:
         self.search_edit.textChanged.connect(self._search_changed)
