@@ -74,7 +74,7 @@ ImageIdRole = Qt.ItemDataRole.UserRole + 1
 
 @dataclass(frozen=True)
 class ExamDetail:
-    """What the pane shows of one exam, read on a worker."""
+    """The data of one exam that the pane shows, read on a worker."""
 
     exam: Exam
     deliveries: list[Delivery]

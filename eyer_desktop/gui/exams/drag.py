@@ -169,7 +169,7 @@ class DragExporter(QObject):
         other workers deliver their results meanwhile.
 
         Raises:
-            EyerError: A conversion failed; the first failure is raised.
+            EyerError: A conversion failed. The first failure is raised.
             TimeoutError: The conversions took longer than ``timeout_ms``.
         """
         keys = self.prefetch(exam_ids, image_ids)
@@ -245,7 +245,7 @@ class DragExporter(QObject):
 
     def _release(self, key: DragKey, token: int) -> None:
         # A cancelled worker may end after another one started for the same
-        # key; the newer one stays pending.
+        # key. The newer one stays pending.
         pending = self._pending.get(key)
         if pending is not None and id(pending) == token:
             del self._pending[key]

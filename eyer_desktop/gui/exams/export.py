@@ -1,9 +1,9 @@
 """File > Export to folder: the selected exams as DICOM files, on a worker.
 
-The dialog asks for the folder and whether to write a DICOMDIR, which CD,
-DVD and USB media readers expect. The export runs on a worker with progress
-and can be stopped between exams; an exam that fails is listed with its
-reason while the others are written.
+The dialog takes the folder and whether to write a DICOMDIR, the index that
+viewers on CDs, DVDs and USB sticks read. The export runs on a worker with
+progress and can be stopped between exams. An exam that fails is listed with
+its reason while the others are written.
 """
 
 from __future__ import annotations

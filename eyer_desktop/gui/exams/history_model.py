@@ -50,7 +50,7 @@ class HistoryRole(IntEnum):
 
 @dataclass(frozen=True)
 class ServerDelivery:
-    """What one server did with an exam.
+    """The deliveries of one exam to one server, summarised.
 
     Attributes:
         last_error: The most recent error or warning text, with its status

@@ -2,9 +2,9 @@
 
 The form is checked with the core's own rules (:func:`make_patient`) before
 anything is written, and each problem is shown under its field with the
-core's message. The import itself, which decodes every image once and copies
-the files into the library, runs on a worker; its problems are mapped to the
-fields and images the same way.
+core's message. The import itself decodes every image once and copies the
+files into the library, so it runs on a worker. Its problems are mapped to
+the fields and images the same way.
 """
 
 from __future__ import annotations
@@ -630,7 +630,7 @@ class ImportDialog(QDialog):
             raise error
 
     def reject(self) -> None:
-        # The import cannot be stopped halfway; it writes the exam atomically.
+        # The import cannot be stopped halfway. It writes the exam atomically.
         if self._worker is not None:
             return
         super().reject()

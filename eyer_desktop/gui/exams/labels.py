@@ -11,8 +11,8 @@ from eyer_desktop.core.exams import ExamType, Laterality, Sex
 
 _CONTEXT = "ExamLabels"
 
-# Colours of the eye badges: blue for the right eye, orange for the left, so
-# the two differ also for the most common colour vision deficiencies.
+# Colours of the eye badges: blue for the right eye, orange for the left. The
+# badges also carry OD or OS, so colour is never the only cue.
 EYE_COLORS = {
     Laterality.RIGHT: QColor("#1d5fbf"),
     Laterality.LEFT: QColor("#c2410c"),

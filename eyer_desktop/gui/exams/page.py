@@ -128,7 +128,7 @@ def add_exam_folders(
 
 
 class ExamTableView(QTableView):
-    """The exam list; a drag of the selected rows asks for their DICOM files.
+    """The exam list, where a drag of the selected rows requests their DICOM files.
 
     Signals:
         drag_requested: The user started dragging the selected exams.
@@ -393,7 +393,7 @@ class ExamsPage(QWidget):
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            logger.warning("Cannot create the exam library %s: %s", root, err)
+            logger.warning("Creating the exam library %s failed: %s", root, err)
         self._watch_timer = QTimer(self)
         self._watch_timer.setSingleShot(True)
         self._watch_timer.setInterval(WATCH_DELAY_MS)

@@ -35,8 +35,8 @@ from eyer_desktop.gui.exams.thumbnails import to_qimage
 
 ZOOM_STEP = 1.25
 MAX_ZOOM = 8.0
-# The preview decodes at most this many pixels per side: more than any screen
-# shows at fit, and enough to zoom into a 4000 pixel fundus image unscaled.
+# The preview decodes at most this many pixels per side, enough to show a
+# 4000 pixel fundus image at one image pixel per screen pixel.
 MAX_PREVIEW_SIDE = 4096
 
 
@@ -57,7 +57,7 @@ def decode_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
             upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             rgb = upright.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise PreviewError(f"Cannot decode {path.name}: {err}") from err
+        raise PreviewError(f"Decoding the image {path.name} failed: {err}") from err
     return to_qimage(rgb)
 
 
@@ -65,8 +65,8 @@ class ImagePreview(QGraphicsView):
     """Shows one image, zoomable and pannable.
 
     Signals:
-        zoom_changed: The scale changed; carries the new scale (1.0 is one
-            image pixel per screen pixel).
+        zoom_changed: The scale changed. Carries the new scale, where 1.0 is
+            one image pixel per screen pixel.
     """
 
     zoom_changed = Signal(float)

@@ -3,10 +3,11 @@
 :class:`ThumbnailLoader` decodes each requested image on a worker pool with
 Pillow (``draft`` lets the JPEG decoder scale down while decoding, then
 ``thumbnail`` resizes) into a QImage, never a QPixmap, which only the GUI
-thread may create. Results are kept in a :class:`ThumbnailCache` in memory,
-bounded by bytes with the least recently used dropped first, and as small
-JPEG files in a :class:`DiskThumbnailCache`, keyed by the image's path,
-modification time and size, so a restart does not decode every image again.
+thread may create. Results are kept in memory in a :class:`ThumbnailCache`,
+which drops the least recently used beyond a byte budget. They are also kept
+as small JPEG files in a :class:`DiskThumbnailCache`, keyed by the image's
+path, modification time and size, so a restart does not decode every image
+again.
 
 Views request only the thumbnails they paint, and tell the loader which ones
 they still show (:meth:`ThumbnailLoader.retain`). A queued request that is no
@@ -129,7 +130,9 @@ def decode_thumbnail(
         try:
             cached = disk.path_for(source, size)
         except OSError as err:
-            raise ThumbnailError(f"Cannot read {source}: {err.strerror}") from err
+            raise ThumbnailError(
+                f"Reading the image {source} failed: {err.strerror or err}"
+            ) from err
         if cached.is_file():
             try:
                 return to_qimage(_open_rgb(cached, size))
@@ -150,7 +153,7 @@ def _open_rgb(path: Path, size: int) -> Image.Image:
             upright.thumbnail((size, size), Image.Resampling.BILINEAR)
             return upright.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise ThumbnailError(f"Cannot decode {path}: {err}") from err
+        raise ThumbnailError(f"Decoding the image {path} failed: {err}") from err
 
 
 def _store(disk: DiskThumbnailCache | None, path: Path, image: Image.Image) -> None:
@@ -161,7 +164,7 @@ def _store(disk: DiskThumbnailCache | None, path: Path, image: Image.Image) -> N
     try:
         disk.write(path, buffer.getvalue())
     except OSError as err:
-        logger.warning("Cannot write the thumbnail cache file %s: %s", path, err)
+        logger.warning("Writing the thumbnail cache file %s failed: %s", path, err)
 
 
 def to_qimage(image: Image.Image) -> QImage:
