@@ -223,9 +223,11 @@ class DeliveryEngine:
         later run.
 
         Raises:
+            OutboxBusyError: Another process is delivering from the outbox.
             OutboxError: The outbox cannot be read or written. Deliveries that
                 were claimed stay ``sending`` until the outbox is opened again.
         """
+        self.outbox.become_sender()
         servers = list(self.servers())
         routing.sync_server_actions(self.outbox, servers)
         keys = self.outbox.due_server_keys()
@@ -259,6 +261,7 @@ class DeliveryEngine:
         Raises:
             OutboxError: The outbox cannot be read or written.
         """
+        self.outbox.become_sender()
         servers = list(self.servers())
         routing.sync_server_actions(self.outbox, servers)
         return self._drain_server(server_key, servers, should_continue)

@@ -43,6 +43,7 @@ from pathlib import Path
 from eyer_desktop.core.dicom.stereo import stereo_groups
 from eyer_desktop.core.errors import DeliveryError, EyerError
 from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.filelock import FileLock
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ Clock = Callable[[], float]
 
 class OutboxError(EyerError):
     """The outbox database cannot be opened, read or written."""
+
+
+class OutboxBusyError(OutboxError):
+    """Another process holds the sender lock of the outbox."""
 
 
 class DeliveryState(StrEnum):
@@ -391,10 +396,11 @@ class Outbox:
     sender talks to a server. Other processes opening the same file wait up to
     ``busy_timeout`` seconds for a write lock.
 
-    NOTE: opening the outbox puts every ``sending`` delivery back in the queue, which
-    assumes that no other process is delivering from the same file at that moment.
-    Such a delivery could be sent twice, which the archive stores as one instance
-    because the SOP Instance UID is the same.
+    One process at a time delivers from an outbox file: the first to claim a
+    delivery takes the sender lock, a file lock beside the database that it holds
+    until it closes the outbox or ends. Deliveries left ``sending`` are put back
+    in the queue only by whoever holds, or can take, that lock, so a process that
+    only reads (an ``outbox list`` during a send) never touches them.
 
     Args:
         path: The database file. It and its folder are created when missing.
@@ -423,10 +429,11 @@ class Outbox:
         self.retry_policy = retry_policy or RetryPolicy()
         self._rng = rng or random.Random()
         self._lock = threading.RLock()
+        self._sender_lock = FileLock(path.with_name(path.name + ".sender-lock"))
         self._connection = self._connect(busy_timeout)
         try:
             self._migrate()
-            self.recovered_on_open = self._recover_interrupted()
+            self.recovered_on_open = self._recover_if_no_sender()
         except BaseException:
             self._connection.close()
             raise
@@ -434,6 +441,29 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+            self._sender_lock.release()
+
+    def become_sender(self) -> None:
+        """Take the sender lock, so that this outbox may claim deliveries.
+
+        On first success, deliveries that a dead sender left ``sending`` are
+        queued again. Calling it again while holding the lock does nothing.
+
+        Raises:
+            OutboxBusyError: Another process is delivering from this outbox.
+        """
+        with self._lock:
+            if self._sender_lock.held:
+                return
+            if not self._take_sender_lock():
+                owner = self._sender_lock.owner_pid()
+                process = f" (process {owner})" if owner else ""
+                raise OutboxBusyError(
+                    f"Another Eyer Desktop{process} is delivering from the outbox "
+                    f"{self.path}. The exams stay queued and that program sends "
+                    "them; close it to send from here."
+                )
+            self._recover_interrupted()
 
     def __enter__(self) -> Outbox:
         return self
@@ -491,6 +521,24 @@ class Outbox:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target}")
                 logger.info("Outbox %s migrated to schema %d", self.path, target)
+
+    def _take_sender_lock(self) -> bool:
+        try:
+            return self._sender_lock.acquire()
+        except OSError as err:
+            raise OutboxError(
+                f"Cannot create the sender lock {self._sender_lock.path}: {err}. "
+                "Check that the outbox folder is writable."
+            ) from err
+
+    def _recover_if_no_sender(self) -> int:
+        """Queue again the deliveries left ``sending``, unless a sender is alive."""
+        if not self._take_sender_lock():
+            return 0
+        try:
+            return self._recover_interrupted()
+        finally:
+            self._sender_lock.release()
 
     def _recover_interrupted(self) -> int:
         """Put back in the queue, due now, every delivery a crash left ``sending``."""
@@ -824,6 +872,7 @@ class Outbox:
         """
         if limit < 1:
             raise ValueError(f"limit must be 1 or more, not {limit}")
+        self.become_sender()
         now = self.clock()
         with self._transaction() as db:
             ids = [

@@ -20,6 +20,7 @@ from eyer_desktop.core.outbox import (
     EventKind,
     Jitter,
     Outbox,
+    OutboxBusyError,
     OutboxError,
     Outcome,
     PauseReason,
@@ -771,4 +772,39 @@ def test_two_connections_share_the_file(outbox_path: Path, clock: FakeClock) -> 
 
         assert len(reader.deliveries()) == 2
         assert len(reader.claim_due("EYE001", 10)) == 2
-        assert writer.claim_due("EYE001", 10) == []
+        with pytest.raises(OutboxBusyError, match="delivering from the outbox"):
+            writer.claim_due("EYE001", 10)
+
+
+def test_opening_during_send_leaves_claimed_rows(
+    outbox_path: Path, clock: FakeClock
+) -> None:
+    with Outbox(outbox_path, clock=clock) as sender:
+        sender.enqueue(make_items("a", 3), PRIMARY)
+        claimed = sender.claim_due("EYE001", 3)
+
+        with Outbox(outbox_path, clock=clock) as viewer:
+            states = {d.state for d in viewer.deliveries()}
+            recovered = viewer.recovered_on_open
+
+        outcomes = {d.delivery_id: Outcome.sent() for d in claimed}
+        recorded = sender.record_outcomes(outcomes)
+
+    assert recovered == 0
+    assert states == {DeliveryState.SENDING}
+    assert {d.state for d in recorded} == {DeliveryState.SENT}
+
+
+def test_sender_lock_passes_on_after_close(outbox_path: Path, clock: FakeClock) -> None:
+    first = Outbox(outbox_path, clock=clock)
+    first.enqueue(make_items("a", 2), PRIMARY)
+    first.claim_due("EYE001", 1)
+
+    with Outbox(outbox_path, clock=clock) as second:
+        with pytest.raises(OutboxBusyError):
+            second.become_sender()
+        first.close()
+        second.become_sender()
+        states = sorted(d.state for d in second.deliveries())
+
+    assert states == [DeliveryState.QUEUED, DeliveryState.QUEUED]
