@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,28 @@ from eyer_desktop.core.samples import write_sample_exams
 
 if TYPE_CHECKING:
     from eyer_desktop.core.workspace import Workspace
+
+
+# Manifest fields of an imported exam and the options that set them.
+_IMPORT_OPTIONS = {
+    "patient.name.family": "--family-name",
+    "patient.name.given": "--given-name",
+    "patient.name.middle": "--middle-name",
+    "patient.name": "--family-name",
+    "patient.document.number": "--document",
+    "patient.document.type": "--document-type",
+    "patient.sex": "--sex",
+    "patient.birth_date": "--birth-date",
+    "captured_at": "--captured-at",
+    "exam_type": "--type",
+    "anamnesis": "--anamnesis",
+    "diopters.R": "--diopter-right",
+    "diopters.L": "--diopter-left",
+    "pupil_dilated": "--pupil-dilated",
+}
+_IMAGE_FIELD = re.compile(r"images\[([0-9]+)\]")
+_NULL_HINT = re.compile(r",? or null when [a-z ]+")
+_EXAM_TYPE_HINT = re.compile(r'Set exam_type to "([a-z-]+)"')
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -199,11 +223,35 @@ def import_exam(context: Workspace, args: argparse.Namespace) -> int:
             pupil_dilated=args.pupil_dilated,
         )
     except ExamValidationError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_import_error_message(error, args.files)}", file=sys.stderr)
         return 2
     print(exam.exam_id)
     routing.enqueue_exam(context.outbox, list(context.servers), exam)
     return 0
+
+
+def _import_error_message(error: ExamValidationError, files: Sequence[str]) -> str:
+    """Return the problems of an import in terms of the import command's options.
+
+    The core names manifest fields (``diopters.R``) and manifest values
+    (``null``); the user typed options (``--diopter-right``) and file names.
+    """
+    messages = [_import_problem_message(problem, files) for problem in error.problems]
+    if len(messages) == 1:
+        return messages[0]
+    lines = "\n".join(f"- {message}" for message in messages)
+    return f"the import has {len(messages)} problems:\n{lines}"
+
+
+def _import_problem_message(problem: ValidationError, files: Sequence[str]) -> str:
+    field = _IMPORT_OPTIONS.get(problem.field, problem.field)
+    image = _IMAGE_FIELD.match(problem.field)
+    if image is not None and int(image.group(1)) < len(files):
+        field = f"FILE {files[int(image.group(1))]!r}"
+    fix = _NULL_HINT.sub("", problem.fix)
+    fix = _EXAM_TYPE_HINT.sub(r"Give --type \1", fix)
+    shown = "" if problem.value is None else f" {problem.value!r}"
+    return f"{field}{shown}: {problem.problem}. {fix}"
 
 
 def write_samples(context: Workspace, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from pydicom.fileset import DIRECTORY_RECORDERS, FileInstance, FileSet, RecordNo
 from pydicom.uid import StereometricRelationshipStorage
 
 from eyer_desktop.core.dicom.convert import ExamConverter, convert_exam
+from eyer_desktop.core.dicom.dates import format_study_id
 from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.dicom.writer import write_temporary
 from eyer_desktop.core.errors import ConversionError, EyerError, ValidationError
@@ -98,8 +99,7 @@ class ExportReport:
 
 def exam_folder_name(exam: Exam) -> str:
     """Return the export folder name of an exam: Study ID and series number."""
-    captured = exam.captured_at.strftime("%Y%m%d%H%M%S")
-    return f"{captured}_{exam.sequence_number}"
+    return f"{format_study_id(exam.captured_at)}_{exam.sequence_number}"
 
 
 def write_exam_files(

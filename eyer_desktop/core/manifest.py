@@ -59,6 +59,13 @@ _UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SHOWN_MAX = 60
 
+# Plausible dates: older birth dates and capture dates are typing mistakes.
+# Digital retinal cameras date from the 1990s, and a capture a little ahead
+# of this computer's clock is allowed for devices whose clocks run fast.
+EARLIEST_BIRTH_DATE = dt.date(1870, 1, 1)
+EARLIEST_CAPTURE_DATE = dt.date(1990, 1, 1)
+CAPTURE_CLOCK_TOLERANCE = dt.timedelta(days=1)
+
 _TOP_KEYS = frozenset(
     {
         "format",
@@ -410,6 +417,7 @@ class _ManifestReader:
         exam_id = self.uuid_text(top.get("exam_id", _MISSING), "exam_id")
         exam_type = self.enum(top.get("exam_type", _MISSING), "exam_type", ExamType)
         captured_at = self.timestamp(top.get("captured_at", _MISSING), "captured_at")
+        self.check_capture_time(captured_at)
         patient = self.patient(top.get("patient", _MISSING), "patient")
         self.check_birth_date(patient, captured_at)
 
@@ -552,9 +560,19 @@ class _ManifestReader:
             return None
         if isinstance(value, str) and _DATE_PATTERN.fullmatch(value):
             try:
-                return dt.date.fromisoformat(value)
+                parsed = dt.date.fromisoformat(value)
             except ValueError:
-                pass
+                parsed = None
+            if parsed is not None and parsed < EARLIEST_BIRTH_DATE:
+                self.add(
+                    path,
+                    value,
+                    f"is before {EARLIEST_BIRTH_DATE.isoformat()}",
+                    "Correct the birth date, or leave it out when unknown",
+                )
+                return None
+            if parsed is not None:
+                return parsed
         self.add(
             path,
             self.shown(value),
@@ -574,6 +592,25 @@ class _ManifestReader:
                 patient.birth_date.isoformat(),
                 f"is after the capture date {captured_at.date().isoformat()}",
                 "Correct the birth date or the capture date",
+            )
+
+    def check_capture_time(self, captured_at: dt.datetime | None) -> None:
+        if captured_at is None:
+            return
+        if captured_at.date() < EARLIEST_CAPTURE_DATE:
+            self.add(
+                "captured_at",
+                captured_at.isoformat(),
+                f"is before {EARLIEST_CAPTURE_DATE.isoformat()}",
+                "Correct the capture date and time",
+            )
+        latest = dt.datetime.now(dt.UTC) + CAPTURE_CLOCK_TOLERANCE
+        if captured_at > latest:
+            self.add(
+                "captured_at",
+                captured_at.isoformat(),
+                "is more than one day in the future",
+                "Correct the capture date and time, or the computer's clock",
             )
 
     # Exam values

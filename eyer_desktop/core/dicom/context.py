@@ -26,6 +26,13 @@ from eyer_desktop.core.dicom.charset import (
     remove_control_characters,
     truncate_encoded,
 )
+from eyer_desktop.core.dicom.dates import (
+    format_date,
+    format_datetime,
+    format_study_id,
+    format_time,
+    format_utc_offset,
+)
 from eyer_desktop.core.dicom.options import ConversionOptions, NameOrder
 from eyer_desktop.core.errors import ConversionError
 from eyer_desktop.core.exams import Exam, ExamType, PatientName
@@ -140,7 +147,7 @@ def build_context(
         patient_sex=exam.patient.sex.value if exam.patient.sex else "",
         patient_comments=_patient_comments(exam, charset),
         study_instance_uid=study_uid,
-        study_id=captured.strftime("%Y%m%d%H%M%S"),
+        study_id=format_study_id(captured),
         accession_number=_worklist_identifier(
             "Accession Number", worklist.accession_number if worklist else "", charset
         ),
@@ -170,11 +177,11 @@ def build_context(
             CONVERTER_VERSION,
         ),
         capture_date=_date(captured.date()),
-        capture_time=_time(captured),
-        acquisition_datetime=_datetime(captured),
-        timezone_offset=_utc_offset(captured),
+        capture_time=format_time(captured),
+        acquisition_datetime=format_datetime(captured),
+        timezone_offset=format_utc_offset(captured),
         creation_date=_date(created.date()),
-        creation_time=_time(created),
+        creation_time=format_time(created),
         pupil_dilated=_pupil_dilated(exam.pupil_dilated),
     )
 
@@ -199,26 +206,7 @@ def _capture_time(exam: Exam) -> dt.datetime:
 
 
 def _date(value: dt.date | None) -> str:
-    return value.strftime("%Y%m%d") if value is not None else ""
-
-
-def _time(value: dt.datetime) -> str:
-    text = value.strftime("%H%M%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text
-
-
-def _utc_offset(value: dt.datetime) -> str:
-    offset = value.utcoffset() or dt.timedelta(0)
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    hours, minutes = divmod(abs(minutes), 60)
-    return f"{sign}{hours:02d}{minutes:02d}"
-
-
-def _datetime(value: dt.datetime) -> str:
-    return _date(value.date()) + _time(value) + _utc_offset(value)
+    return format_date(value) if value is not None else ""
 
 
 def _patient_name(name: PatientName, order: NameOrder, charset: CharacterSet) -> str:

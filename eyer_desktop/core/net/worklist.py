@@ -26,6 +26,7 @@ from pynetdicom.status import (
     code_to_category,
 )
 
+from eyer_desktop.core.dicom.dates import format_date
 from eyer_desktop.core.errors import DeliveryError, ValidationError
 from eyer_desktop.core.exams import (
     ClinicDocument,
@@ -160,8 +161,8 @@ def _date_range(dates: tuple[dt.date, dt.date] | None) -> str:
         return ""
     first, last = dates
     if first == last:
-        return f"{first:%Y%m%d}"
-    return f"{first:%Y%m%d}-{last:%Y%m%d}"
+        return format_date(first)
+    return f"{format_date(first)}-{format_date(last)}"
 
 
 @dataclass(frozen=True)
