@@ -27,3 +27,21 @@ def resolve_exam_argument(context: Workspace, text: str) -> str:
             f"Give the exam id or a unique prefix of {MIN_PREFIX_LENGTH} or more "
             "characters, as 'exams list' shows them",
         ) from err
+
+
+def resolve_outbox_exam_argument(context: Workspace, text: str) -> str:
+    """Return the exam id an EXAM argument names, deleted exams of the outbox too.
+
+    A deleted exam is found by its full id only, because its history stays in
+    the outbox while its folder is gone.
+
+    Raises:
+        ValidationError: The argument matches no exam, or more than one.
+    """
+    try:
+        return resolve_exam_argument(context, text)
+    except ValidationError:
+        exam_id = text.strip().lower()
+        if context.outbox.deliveries(exam_id=exam_id, limit=1):
+            return exam_id
+        raise

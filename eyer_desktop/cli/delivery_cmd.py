@@ -9,9 +9,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from eyer_desktop.cli.arguments import resolve_exam_argument
+from eyer_desktop.cli.arguments import (
+    resolve_exam_argument,
+    resolve_outbox_exam_argument,
+)
 from eyer_desktop.cli.output import print_json, print_table
-from eyer_desktop.core import routing
+from eyer_desktop.core import removal, routing
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.net.association import echo
@@ -280,8 +283,8 @@ def _parse_dates(text: str) -> tuple[dt.date, dt.date] | None:
 
 
 def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = resolve_exam_argument(context, args.exam) if args.exam else None
-    server_key = context.servers.get(args.server).key if args.server else None
+    exam_id = resolve_outbox_exam_argument(context, args.exam) if args.exam else None
+    server_key = _outbox_server_key(context, args.server) if args.server else None
     deliveries = context.outbox.deliveries(
         server_key=server_key, exam_id=exam_id, states=args.state
     )
@@ -302,6 +305,13 @@ def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
     ]
     print_table(("ID", "EXAM", "IMAGE", "SERVER", "STATE", "TRIES", "LAST ERROR"), rows)
     return 0
+
+
+def _outbox_server_key(context: Workspace, text: str) -> str:
+    """Return the key of a listed server, or of a removed one the outbox still has."""
+    if text not in context.servers and text in context.outbox.server_keys():
+        return text
+    return context.servers.get(text).key
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, object]:
@@ -366,11 +376,20 @@ def run_outbox(context: Workspace, args: argparse.Namespace) -> int:
     queued = context.outbox.deliveries(states=[DeliveryState.QUEUED])
     if queued:
         print(f"{len(queued)} deliveries still queued", file=sys.stderr)
-    return 0 if summary.failed == 0 and not queued else 1
+    orphaned = removal.orphaned_deliveries(context.outbox, context.servers)
+    for key in sorted({delivery.server_key for delivery in orphaned}):
+        count = sum(delivery.server_key == key for delivery in orphaned)
+        print(
+            f"warning: {count} deliveries wait for server {key}, which is no "
+            f"longer in the server list. Cancel them: 'outbox list --server {key}', "
+            "then 'outbox cancel ID...'.",
+            file=sys.stderr,
+        )
+    return 0 if summary.failed == 0 and not queued and not orphaned else 1
 
 
 def show_history(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = resolve_exam_argument(context, args.exam)
+    exam_id = resolve_outbox_exam_argument(context, args.exam)
     rows = [
         (
             dt.datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S"),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from eyer_desktop.cli.arguments import resolve_exam_argument
 from eyer_desktop.cli.output import print_json, print_table
-from eyer_desktop.core import routing
+from eyer_desktop.core import removal, routing
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import (
     DeviceInfo,
@@ -68,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     delete = commands.add_parser("delete", help="delete an exam and its images")
     delete.add_argument("exam", help="exam id or a unique prefix of it")
+    delete.add_argument(
+        "--force",
+        action="store_true",
+        help="delete even if deliveries are unfinished, and cancel them",
+    )
     delete.set_defaults(handler=delete_exam)
 
     _register_import(commands)
@@ -189,8 +194,22 @@ def show_exam(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def delete_exam(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = context.library.delete(resolve_exam_argument(context, args.exam))
-    print(f"{exam_id}: deleted")
+    exam_id = resolve_exam_argument(context, args.exam)
+    try:
+        cancelled = removal.delete_exam(
+            context.library, context.outbox, exam_id, force=args.force
+        )
+    except removal.UnfinishedDeliveriesError as error:
+        raise ValidationError(
+            error.field,
+            error.value,
+            error.problem,
+            f"Send them first ('outbox run'), cancel them ('outbox list --exam "
+            f"{exam_id[:8]}', then 'outbox cancel ID...'), or add --force, "
+            "which cancels them",
+        ) from error
+    note = f", {cancelled} deliveries cancelled" if cancelled else ""
+    print(f"{exam_id}: deleted{note}")
     return 0
 
 

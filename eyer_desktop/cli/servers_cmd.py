@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from eyer_desktop.cli.output import print_json, print_table
+from eyer_desktop.core import removal
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.server_settings import (
@@ -106,6 +107,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     remove = commands.add_parser("remove", help="remove a server and its secret")
     remove.add_argument("key")
+    remove.add_argument(
+        "--force",
+        action="store_true",
+        help="remove even if deliveries are unfinished, and cancel them",
+    )
     remove.set_defaults(handler=remove_server)
 
     set_action = commands.add_parser("set-action", help="change what a server receives")
@@ -227,11 +233,24 @@ def edit_server(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def remove_server(context: Workspace, args: argparse.Namespace) -> int:
-    server = context.servers.remove(args.key)
+    try:
+        server, cancelled = removal.remove_server(
+            context.servers, context.outbox, args.key, force=args.force
+        )
+    except removal.UnfinishedDeliveriesError as error:
+        raise ValidationError(
+            error.field,
+            error.value,
+            error.problem,
+            f"Let them go out ('outbox run'), cancel them ('outbox list --server "
+            f"{error.value}', then 'outbox cancel ID...'), or add --force, "
+            "which cancels them",
+        ) from error
     context.save_servers()
     if isinstance(server.settings, DicomWebSettings):
         SecretStore().delete(server.key)
-    print(f"{server.key}: removed")
+    note = f", {cancelled} deliveries cancelled" if cancelled else ""
+    print(f"{server.key}: removed{note}")
     return 0
 
 

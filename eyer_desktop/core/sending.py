@@ -236,8 +236,16 @@ class WorkspaceSender:
     def _converter(
         self, exam_id: str, options: ConversionOptions
     ) -> ExamConverter | ExamError | ConversionError:
+        library = self.workspace.library
+        if not (library.root / exam_id).is_dir():
+            logger.warning("Exam %s is not in the library any more", exam_id)
+            return ExamError(
+                f"Exam {exam_id[:8]}… was deleted from the library {library.root}, "
+                "so its images cannot be sent. Cancel this delivery, or import "
+                "the exam again and send the new copy."
+            )
         try:
-            exam: Exam = self.workspace.library.load(exam_id)
+            exam: Exam = library.load(exam_id)
             return ExamConverter(exam, options)
         except (ExamError, ConversionError) as err:
             logger.warning(
