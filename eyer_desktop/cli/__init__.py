@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     context = Workspace.open(args.profile)
     configure_logging(context.paths.log_dir, console_level=_console_level(args))
+    _warn_about_damaged_files(context)
     try:
         result: int = args.handler(context, args)
     except ValidationError as error:
@@ -80,6 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         context.close()
     return result
+
+
+def _warn_about_damaged_files(context: Workspace) -> None:
+    for copy, original in context.damaged_config_files():
+        print(
+            f"warning: {copy} is a damaged copy of {original.name}, and the "
+            f"application runs without it. Repair it and move it back to "
+            f"{original}, or delete it.",
+            file=sys.stderr,
+        )
 
 
 def _report(error: Exception, code: int, debug: bool) -> int:

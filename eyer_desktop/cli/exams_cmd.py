@@ -337,6 +337,13 @@ def _parse_anamnesis(text: str | None) -> dict[str, Any] | None:
             f"is not valid JSON ({err.msg})",
             'Use e.g. {"diabetes": "yes"}',
         ) from err
+    except RecursionError as err:
+        raise ValidationError(
+            "--anamnesis",
+            text,
+            "is nested too deeply",
+            'Use a flat object, e.g. {"diabetes": "yes"}',
+        ) from err
     if not isinstance(value, dict):
         raise ValidationError(
             "--anamnesis", text, "is not a JSON object", 'Use e.g. {"diabetes": "yes"}'

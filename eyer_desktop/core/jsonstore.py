@@ -24,6 +24,7 @@ from eyer_desktop.core.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION_KEY = "schema_version"
+DAMAGED_SUFFIX = ".damaged-"
 
 
 class DamagedDocumentError(ValueError):
@@ -153,6 +154,8 @@ def parse_json_document(raw: bytes, schema_version: int) -> dict[str, Any]:
         raise DamagedDocumentError(
             f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
         ) from err
+    except RecursionError as err:
+        raise DamagedDocumentError("arrays or objects are nested too deeply") from err
 
     if not isinstance(document, dict):
         kind_name = type(document).__name__
@@ -211,6 +214,15 @@ def damaged_file_error(path: Path, kind: str, problem: str) -> ConfigError:
     )
 
 
+def damaged_copies(path: Path) -> list[Path]:
+    """Return the copies of ``path`` that :func:`move_aside` made, oldest first."""
+    try:
+        return sorted(path.parent.glob(f"{path.name}{DAMAGED_SUFFIX}*"))
+    except OSError as err:
+        logger.debug("Cannot list damaged copies of %s: %s", path, err)
+        return []
+
+
 def move_aside(path: Path, now: dt.datetime | None = None) -> Path:
     """Rename ``path`` to ``<name>.damaged-<YYYYMMDDTHHMMSS>`` in its folder.
 
@@ -224,7 +236,7 @@ def move_aside(path: Path, now: dt.datetime | None = None) -> Path:
         OSError: The rename failed.
     """
     stamp = (now or dt.datetime.now()).strftime("%Y%m%dT%H%M%S")
-    base = path.with_name(f"{path.name}.damaged-{stamp}")
+    base = path.with_name(f"{path.name}{DAMAGED_SUFFIX}{stamp}")
     target = base
     counter = 0
     while target.exists():

@@ -188,7 +188,7 @@ def save_exam(exam: Exam, folder: Path) -> None:
             exam_to_json(exam), ensure_ascii=False, indent=2, allow_nan=False
         )
         data = json.loads(text)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RecursionError) as err:
         problem = _problem(
             "anamnesis",
             None,

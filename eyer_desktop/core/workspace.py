@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eyer_desktop.core.jsonstore import damaged_copies
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.outbox import Outbox
 from eyer_desktop.core.paths import AppPaths
@@ -64,6 +65,19 @@ class Workspace:
             self.paths.data_dir.mkdir(parents=True, exist_ok=True)
             self._outbox = Outbox(self.paths.outbox_file)
         return self._outbox
+
+    def damaged_config_files(self) -> list[tuple[Path, Path]]:
+        """Return the damaged configuration files that were moved aside.
+
+        Each entry is the damaged copy and the file it was moved from. Until the
+        user repairs and restores a copy, or deletes it, the application runs on
+        the defaults or on a newer file, so callers keep reporting the copies.
+        """
+        return [
+            (copy, original)
+            for original in (self.paths.servers_file, self.paths.settings_file)
+            for copy in damaged_copies(original)
+        ]
 
     def close(self) -> None:
         if self._outbox is not None:

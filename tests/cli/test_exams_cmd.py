@@ -70,3 +70,10 @@ def test_import_accepts_plausible_dates(run_cli: RunCli, tmp_path: Path) -> None
 
     assert result.code == 0, result.err
     assert exam_count(run_cli) == 1
+
+
+def test_import_rejects_deep_anamnesis(run_cli: RunCli, tmp_path: Path) -> None:
+    result = import_with(run_cli, tmp_path, "--anamnesis", "[" * 100_000)
+
+    assert result.code == 2
+    assert_one_line_error(result, "--anamnesis", "is nested too deeply")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from eyer_desktop.core.errors import ConfigError
 from eyer_desktop.core.jsonstore import (
+    damaged_copies,
     move_aside,
     read_json_document,
     write_json_atomic,
@@ -136,6 +137,8 @@ def test_older_schema_version_is_returned(tmp_path: Path) -> None:
         (b'{"schema_version": 2}', "newer than this version"),
         (b'{"schema_version": 1, "a": 1, "a": 2}', "'a' appears twice"),
         (b'{"schema_version": 1, "a": NaN}', "NaN is not a valid JSON number"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"schema_version": 1, "a": ' + b"[" * 100_000, "nested too deeply"),
     ],
 )
 def test_damaged_file_is_moved_aside(
@@ -167,6 +170,19 @@ def test_damaged_name_has_timestamp(tmp_path: Path) -> None:
     (moved,) = tmp_path.glob(DAMAGED_GLOB)
     stamp = moved.name.removeprefix("doc.json.damaged-")
     assert dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S")
+
+
+def test_damaged_copies_lists_each_copy(tmp_path: Path) -> None:
+    path = tmp_path / "doc.json"
+    (tmp_path / "other.json.damaged-20240506T070809").write_text("{")
+    assert damaged_copies(path) == []
+
+    targets = []
+    for _ in range(2):
+        path.write_text("{")
+        targets.append(move_aside(path, dt.datetime(2024, 5, 6, 7, 8, 9)))
+
+    assert damaged_copies(path) == targets
 
 
 def test_move_aside_never_replaces_earlier_copy(tmp_path: Path) -> None:
