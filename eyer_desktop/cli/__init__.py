@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Sequence
 
 from eyer_desktop import __version__
+from eyer_desktop.cli.arguments import non_empty_path
 from eyer_desktop.cli.commands import register_all
 from eyer_desktop.core.errors import ConfigError, EyerError, ValidationError
 from eyer_desktop.core.logs import configure_logging
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         metavar="DIR",
+        type=non_empty_path,
         help=(
             "keep configuration, exams, cache and logs under DIR instead of the "
             "user's folders (also EYER_DESKTOP_PROFILE)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eyer_desktop.core.errors import ExamError, ValidationError
@@ -9,6 +11,18 @@ from eyer_desktop.core.library import MIN_PREFIX_LENGTH
 
 if TYPE_CHECKING:
     from eyer_desktop.core.workspace import Workspace
+
+
+def non_empty_path(text: str) -> Path:
+    """Convert a path option, rejecting the empty text that would mean the cwd.
+
+    Used as an argparse ``type``, so an empty value exits with code 2.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "the path is empty: give a folder or file name"
+        )
+    return Path(text)
 
 
 def resolve_exam_argument(context: Workspace, text: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eyer_desktop.cli.arguments import resolve_exam_argument
+from eyer_desktop.cli.arguments import non_empty_path, resolve_exam_argument
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import removal, routing
 from eyer_desktop.core.errors import ValidationError
@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     samples.add_argument(
         "dir",
         nargs="?",
-        type=Path,
+        type=non_empty_path,
         help="folder to write the exams to (default: the profile's exam library)",
     )
     samples.add_argument(

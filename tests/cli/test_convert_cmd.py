@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from eyer_desktop.core.exams import Exam, ExamType
+from eyer_desktop.core.exams import ClinicDocument, Exam, ExamType
+from eyer_desktop.core.manifest import save_exam
 from eyer_desktop.core.outbox import items_of_exam
 from eyer_desktop.core.paths import AppPaths
 from eyer_desktop.core.samples import write_sample_exams
@@ -122,3 +123,47 @@ def test_convert_needs_out(run_cli: RunCli, samples: list[Exam]) -> None:
 
     assert result.code == 2
     assert "--out" in result.err
+
+
+def test_convert_continues_after_failure(
+    run_cli: RunCli, samples: list[Exam], tmp_path: Path
+) -> None:
+    first, broken, last = samples[:3]
+    assert broken.folder is not None
+    broken.patient.document = ClinicDocument("CPF", "😀")
+    save_exam(broken, broken.folder)
+    assert run_cli("settings", "set", "specific_character_set", "ISO_IR 100").code == 0
+    out = tmp_path / "out"
+
+    result = run_cli(
+        "convert", "--out", str(out), first.exam_id, broken.exam_id, last.exam_id
+    )
+
+    assert result.code == 1
+    assert dicom_files(out / first.exam_id)
+    assert dicom_files(out / last.exam_id)
+    assert not (out / broken.exam_id).exists()
+    error, summary = result.err.splitlines()
+    assert error.startswith(f"error: {broken.exam_id}: Patient ID")
+    assert "ISO_IR 192" in error
+    assert "😀" not in error
+    assert summary == "1 of 3 exams were not converted"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("convert", "--out", "", "EXAM"),
+        ("convert", "--out", " ", "EXAM"),
+        ("samples", ""),
+        ("--profile", "", "servers", "list"),
+    ],
+)
+def test_empty_path_option_exits_2(
+    run_cli: RunCli, samples: list[Exam], command: tuple[str, ...]
+) -> None:
+    exam_id = samples[0].exam_id
+    result = run_cli(*(exam_id if part == "EXAM" else part for part in command))
+
+    assert result.code == 2
+    assert "the path is empty" in result.err
