@@ -263,6 +263,25 @@ def validate_optional_path(value: object, field_name: str) -> Path | None:
     return Path(text).expanduser()
 
 
+def check_file_exists(path: Path | None, field_name: str) -> None:
+    """Raise ValidationError unless ``path`` is None or an existing file.
+
+    Settings files call this when the user enters a path, not when they are
+    loaded, so a file on a drive that is not mounted yet does not make the
+    whole settings file invalid.
+    """
+    if path is None:
+        return
+    if not path.exists():
+        raise ValidationError(
+            field_name, str(path), "does not exist", "Give the path of a PEM file"
+        )
+    if not path.is_file():
+        raise ValidationError(
+            field_name, str(path), "is not a file", "Give the path of a PEM file"
+        )
+
+
 def validate_base_url(value: object, field_name: str = "Base URL") -> str:
     """Return a DICOMweb base URL without its trailing slash.
 

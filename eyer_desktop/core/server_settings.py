@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.fields import (
     JsonMembers,
+    check_file_exists,
     coerce_enum,
     is_control_character,
     path_to_json,
@@ -386,3 +387,18 @@ SETTINGS_CLASSES: dict[ServerKind, type[ServerSettings]] = {
     ServerKind.DICOM_WORKLIST: DicomWorklistSettings,
     ServerKind.DICOMWEB: DicomWebSettings,
 }
+
+
+def check_settings_files(settings: ServerSettings) -> None:
+    """Raise ValidationError when a certificate or key file of the settings is missing.
+
+    Call it when the user enters or changes the settings. Loading a saved
+    server list does not check the files.
+    """
+    if isinstance(settings, DicomWebSettings):
+        check_file_exists(settings.ca_file, "CA file")
+        return
+    tls = settings.tls
+    check_file_exists(tls.ca_file, "CA file")
+    check_file_exists(tls.cert_file, "Client certificate")
+    check_file_exists(tls.key_file, "Client key")

@@ -1,18 +1,21 @@
 """The "Test connection" of a server: each step a technician can act on.
 
-A DICOM storage server is tested with C-ECHO and then asked which transfer
-syntax it accepts for Ophthalmic Photography; a worklist server with C-ECHO
-and a query of today's worklist; a DICOMweb server with a QIDO-RS request
-that checks reachability and credentials. A failed step ends the test, and
+Every test starts with a TCP connection to the server's host and port. Then a
+DICOM storage server is tested with C-ECHO and asked which transfer syntax it
+accepts for Ophthalmic Photography; a worklist server with C-ECHO and a query
+of today's worklist; a DICOMweb server with a QIDO-RS request that checks the
+credentials. A failed step ends the test, and
 its detail is the error message, which names the problem and the fix.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from pydicom.uid import UID, JPEGBaseline8Bit
 
@@ -22,7 +25,7 @@ from eyer_desktop.core.errors import (
     SecretStoreError,
     ValidationError,
 )
-from eyer_desktop.core.net.association import echo
+from eyer_desktop.core.net.association import echo, host_and_port
 from eyer_desktop.core.net.store import probe_storage
 from eyer_desktop.core.net.transcode import (
     SECONDARY_CAPTURE_IMAGE_STORAGE,
@@ -118,12 +121,45 @@ test_server.__test__ = False  # type: ignore[attr-defined]
 def _record_failure(report: ServerTestReport, server: Server, error: EyerError) -> None:
     """Add the failed step, named after the step that was running."""
     names = _STEP_NAMES[type(server.settings)]
-    answered = isinstance(error, DeliveryError) and not error.transient
-    if not report.steps and answered:
-        # The server answered, so it is reachable; it rejected what followed.
-        report.steps.append(TestStep(names[0], True, "the server answered"))
     name = names[min(len(report.steps), len(names) - 1)]
     report.steps.append(TestStep(name, False, str(error)))
+
+
+def _check_reachable(
+    report: ServerTestReport, target: str, address: tuple[str, int], timeout: float
+) -> None:
+    """Add the "Reachable" step: a plain TCP connection to the address.
+
+    The step passes only when the connection is made, so a later failure
+    (TLS, a rejected association) is never mistaken for a reachable server
+    when nothing listens.
+
+    Raises:
+        DeliveryError: The connection was refused, timed out or failed.
+    """
+    shown = host_and_port(*address)
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            pass
+    except TimeoutError as err:
+        raise DeliveryError(
+            f"Connection to {target} timed out after {timeout:g} s. Check the "
+            "host, the port and that the server is on.",
+            transient=True,
+        ) from err
+    except ConnectionRefusedError as err:
+        raise DeliveryError(
+            f"Connection to {target} was refused. Check the port and that the "
+            "server is running.",
+            transient=True,
+        ) from err
+    except OSError as err:
+        raise DeliveryError(
+            f"Connection to {target} failed ({err.strerror or err}). Check the "
+            "host, the port and the network.",
+            transient=True,
+        ) from err
+    report.steps.append(TestStep("Reachable", True, shown))
 
 
 def _timed(step: Callable[[], object]) -> tuple[object, float]:
@@ -134,8 +170,9 @@ def _timed(step: Callable[[], object]) -> tuple[object, float]:
 
 def _test_echo(server: Server, report: ServerTestReport) -> None:
     endpoint = dicom_endpoint(server)
+    address = (endpoint.host, endpoint.port)
+    _check_reachable(report, str(endpoint), address, endpoint.connect_timeout)
     _, elapsed = _timed(lambda: echo(endpoint))
-    report.steps.append(TestStep("Reachable", True, f"{endpoint.host}:{endpoint.port}"))
     report.steps.append(
         TestStep(
             "Association accepted",
@@ -212,17 +249,23 @@ def _test_dicomweb(
     secrets: SecretStore,
     report: ServerTestReport,
 ) -> None:
+    if settings.base_url is None:
+        dicomweb_client(server, secrets)  # raises the "Base URL is missing" error
+        return
+    url = urlsplit(settings.base_url)
+    default_port = 443 if url.scheme == "https" else 80
+    address = (url.hostname or "", url.port or default_port)
+    _check_reachable(report, settings.base_url, address, settings.timeout)
+    report.steps[-1] = TestStep("Reachable", True, settings.base_url)
+
     try:
         client = dicomweb_client(server, secrets)
     except (ValidationError, SecretStoreError) as error:
-        if settings.base_url is None:
-            raise
         # With the URL set, only the password or token can be missing or
         # unreadable, which is the credentials step.
         report.steps.append(TestStep("Credentials accepted", False, str(error)))
         return
     client.check()
-    report.steps.append(TestStep("Reachable", True, client.base_url))
     report.steps.append(
         TestStep("Credentials accepted", True, "QIDO-RS query answered")
     )

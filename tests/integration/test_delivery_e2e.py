@@ -325,7 +325,7 @@ def test_stow_without_password_fails_permanently(
                 "ok    Credentials accepted: QIDO-RS query answered",
             ],
         ),
-        ("not-the-password", ["ok    Reachable: the server answered"]),
+        ("not-the-password", ["ok    Reachable: {url}"]),
     ],
 )
 def test_test_server_checks_cloud_credentials(
@@ -361,8 +361,9 @@ def test_test_server_names_missing_password(
 
     assert result.code == 1
     assert result.out.splitlines() == [
+        f"ok    Reachable: {orthanc.dicomweb_url}",
         "FAIL  Credentials accepted: Password or token of server EYE000: not in "
-        "the keyring. Enter it in the server's settings"
+        "the keyring. Enter it in the server's settings",
     ]
 
 
