@@ -66,6 +66,10 @@ EARLIEST_BIRTH_DATE = dt.date(1870, 1, 1)
 EARLIEST_CAPTURE_DATE = dt.date(1990, 1, 1)
 CAPTURE_CLOCK_TOLERANCE = dt.timedelta(days=1)
 
+# Nearly every recorded refractive error lies inside this range, so a value
+# outside it is most likely a typing mistake (1e300, a missing decimal point).
+DIOPTER_MAX = 30.0
+
 _TOP_KEYS = frozenset(
     {
         "format",
@@ -656,9 +660,21 @@ class _ManifestReader:
         diopters = self.json_object(data, "diopters")
         self.note_unknown(diopters, frozenset({"R", "L"}), "diopters")
         return Diopters(
-            right=self.optional_number(diopters.get("R"), "diopters.R"),
-            left=self.optional_number(diopters.get("L"), "diopters.L"),
+            right=self.diopter(diopters.get("R"), "diopters.R"),
+            left=self.diopter(diopters.get("L"), "diopters.L"),
         )
+
+    def diopter(self, value: object, path: str) -> float | None:
+        number = self.optional_number(value, path)
+        if number is not None and not -DIOPTER_MAX <= number <= DIOPTER_MAX:
+            self.add(
+                path,
+                value,
+                f"is not between -{DIOPTER_MAX:g} and {DIOPTER_MAX:g}",
+                "Correct the diopter value",
+            )
+            return None
+        return number
 
     def device(self, data: object) -> DeviceInfo:
         device = self.json_object(data, "device")

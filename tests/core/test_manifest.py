@@ -241,6 +241,8 @@ INVALID_CASES = [
     ("captured_at", "2999-03-10T10:00:00-03:00", "more than one day in the future"),
     ("diopters.R", "-1", "diopters.R '-1': is not a number"),
     ("diopters.L", True, "diopters.L True: is not a number"),
+    ("diopters.R", 30.25, "diopters.R 30.25: is not between -30 and 30"),
+    ("diopters.L", -1e300, "is not between -30 and 30"),
     ("pupil_dilated", "yes", "pupil_dilated 'yes': is not true, false or null"),
     ("sequence_number", 0, "sequence_number 0: is not a whole number"),
     ("sequence_number", True, "is not a whole number"),
