@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from eyer_desktop.core.workspace import Workspace
 
 _DELIVERED = {DeliveryState.SENT, DeliveryState.WARNING}
+# The only states that Outbox.retry and Outbox.cancel change.
+_RETRYABLE = frozenset({DeliveryState.FAILED, DeliveryState.CANCELLED})
+_CANCELLABLE = frozenset(
+    {DeliveryState.QUEUED, DeliveryState.PAUSED, DeliveryState.FAILED}
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -198,7 +203,7 @@ def _state_note(deliveries: Sequence[Delivery]) -> str:
     if retry_times:
         errors = [d.last_error for d in deliveries if d.last_error]
         when = dt.datetime.fromtimestamp(min(retry_times)).strftime("%H:%M:%S")
-        reason = f"{errors[0]}; " if errors else ""
+        reason = f"{errors[0].rstrip('.')}; " if errors else ""
         return f"{reason}retry at {when}"
     warnings = [d.last_error for d in deliveries if d.state is DeliveryState.WARNING]
     return f"warning: {warnings[0]}" if warnings else ""
@@ -335,6 +340,8 @@ def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
         key = context.servers.get(args.server).key if args.server else None
         count = context.outbox.retry_failed(key)
     elif args.ids:
+        if not _check_ids(context, args.ids, _RETRYABLE, "queued again"):
+            return 2
         count = context.outbox.retry(args.ids)
     else:
         raise ValidationError(
@@ -345,9 +352,37 @@ def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def cancel_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    if not _check_ids(context, args.ids, _CANCELLABLE, "cancelled"):
+        return 2
     count = context.outbox.cancel(args.ids)
     print(f"{count} deliveries cancelled")
     return 0
+
+
+def _check_ids(
+    context: Workspace,
+    delivery_ids: Sequence[int],
+    allowed: frozenset[DeliveryState],
+    action: str,
+) -> bool:
+    """Print an error for each id that is unknown or in the wrong state.
+
+    Returns:
+        True when every id can take the action, so nothing is changed otherwise.
+    """
+    ok = True
+    for delivery_id in delivery_ids:
+        try:
+            state = context.outbox.get(delivery_id).state
+        except KeyError:
+            problem = "not found. List the deliveries with 'outbox list'"
+        else:
+            if state in allowed:
+                continue
+            problem = f"is {state.value} and cannot be {action}"
+        print(f"error: delivery {delivery_id}: {problem}", file=sys.stderr)
+        ok = False
+    return ok
 
 
 def pause_server(context: Workspace, args: argparse.Namespace) -> int:

@@ -280,16 +280,21 @@ def test_retry_failed_by_id_and_server(
 
 
 @pytest.mark.integration
-def test_retry_ignores_sent_deliveries(
+def test_retry_rejects_sent_deliveries(
     run_cli: RunCli, storescp_jpeg: DcmtkServer, color_exam: Exam
 ) -> None:
-    add_storage_server(run_cli, "Arquivo", storescp_jpeg.port)
+    key = add_storage_server(run_cli, "Arquivo", storescp_jpeg.port)
     run_cli("send", color_exam.exam_id)
+    ids = ids_of(outbox_rows(run_cli))
 
-    result = run_cli("outbox", "retry", *ids_of(outbox_rows(run_cli)))
+    result = run_cli("outbox", "retry", *ids)
 
-    assert result.code == 0, result.err
-    assert result.out.strip() == "0 deliveries queued again"
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"error: delivery {delivery_id}: is sent and cannot be queued again"
+        for delivery_id in ids
+    ]
+    assert states_of(outbox_rows(run_cli), key) == ["sent", "sent"]
 
 
 @pytest.mark.integration

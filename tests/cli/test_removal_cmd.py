@@ -169,3 +169,41 @@ def test_run_reports_orphaned_deliveries(
     assert result.code == 1
     assert f"2 deliveries wait for server {down_key}" in result.err
     assert "no longer in the server list" in result.err
+
+
+# outbox retry and cancel of ids that cannot change
+
+
+def test_cancel_names_each_bad_id(run_cli: RunCli, down_key: str) -> None:
+    first, second = (row["id"] for row in outbox_rows(run_cli))
+    assert run_cli("outbox", "cancel", str(first)).code == 0
+
+    result = run_cli("outbox", "cancel", "999", str(first), str(second))
+
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "error: delivery 999: not found. List the deliveries with 'outbox list'",
+        f"error: delivery {first}: is cancelled and cannot be cancelled",
+    ]
+    assert states(run_cli) == ["cancelled", "queued"]
+
+
+def test_retry_names_each_bad_id(run_cli: RunCli, down_key: str) -> None:
+    first, _ = (row["id"] for row in outbox_rows(run_cli))
+
+    result = run_cli("outbox", "retry", str(first), "999")
+
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"error: delivery {first}: is queued and cannot be queued again",
+        "error: delivery 999: not found. List the deliveries with 'outbox list'",
+    ]
+
+
+def test_send_note_has_no_stray_period(
+    run_cli: RunCli, color_exam: Exam, down_key: str
+) -> None:
+    result = run_cli("send", color_exam.exam_id)
+
+    assert "; retry at" in result.out
+    assert ".;" not in result.out
