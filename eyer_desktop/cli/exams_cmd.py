@@ -300,7 +300,21 @@ def _parse_image_argument(text: str) -> ImageInput:
         else:
             break
         path_text = head
+    _check_suffix(path_text)
     return ImageInput(Path(path_text), laterality=laterality, role=role)
+
+
+def _check_suffix(path_text: str) -> None:
+    """Reject ``photo.jpg:X``, a file that exists followed by an unknown suffix."""
+    head, _, tail = path_text.rpartition(":")
+    if not head or Path(path_text).exists() or not Path(head).is_file():
+        return
+    raise ValidationError(
+        "FILE",
+        path_text,
+        f"':{tail}' is not a known suffix",
+        "Use :R, :L or :montage after the file name",
+    )
 
 
 def _parse_capture_time(text: str | None) -> dt.datetime | None:

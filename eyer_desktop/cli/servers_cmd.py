@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from eyer_desktop.cli.output import print_json, print_table
@@ -19,6 +22,7 @@ from eyer_desktop.core.server_settings import (
     ServerKind,
     SopClassFallback,
     WebAuth,
+    check_settings_files,
 )
 from eyer_desktop.core.servers import Server, ServerAction
 
@@ -50,6 +54,35 @@ _SETTING_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "https_verify": (("verify_tls",), bool),
     "ca_file": (("ca_file",), str),
     "timeout": (("timeout",), float),
+}
+
+# The last member of each option's settings path, for "has no 'host' member".
+_MEMBER_OPTIONS = {
+    path[-1]: "--" + option.replace("_", "-")
+    for option, (path, _) in _SETTING_OPTIONS.items()
+}
+_MISSING_MEMBER = re.compile(r"has no '([a-z_]+)' member")
+
+# Field names of the settings' validation errors and the options that set them.
+_FIELD_OPTIONS = {
+    "Name": "--name",
+    "Action": "--action",
+    "AE Title": "--ae-title",
+    "AET": "--aet",
+    "Host": "--host",
+    "Port": "--port",
+    "Modality": "--modality",
+    "Connection timeout": "--connect-timeout",
+    "ACSE timeout": "--acse-timeout",
+    "DIMSE timeout": "--dimse-timeout",
+    "Network timeout": "--network-timeout",
+    "CA file": "--tls-ca-file",
+    "Client certificate": "--tls-cert-file",
+    "Client key": "--tls-key-file",
+    "Base URL": "--url",
+    "Authentication": "--auth",
+    "Username": "--username",
+    "Timeout": "--timeout",
 }
 
 _DICOM_ONLY = {
@@ -207,11 +240,12 @@ def add_server(context: Workspace, args: argparse.Namespace) -> int:
     members: dict[str, Any] = {}
     if issubclass(SETTINGS_CLASSES[kind], DicomSettings):
         members["calling_ae"] = context.settings.default_ae_title
-    _overlay(members, kind, args)
-    settings = SETTINGS_CLASSES[kind].from_json(members)
+    with _errors_named_by_option(kind):
+        _overlay(members, kind, args)
+        settings = SETTINGS_CLASSES[kind].from_json(members)
+        check_settings_files(settings)
+        server = context.servers.add(args.name, args.action, settings)
 
-    servers = context.servers
-    server = servers.add(args.name, args.action, settings)
     _store_secret(server, args)
     context.save_servers()
     print(server.key)
@@ -222,10 +256,11 @@ def edit_server(context: Workspace, args: argparse.Namespace) -> int:
     servers = context.servers
     server = servers.get(args.key)
     members = server.settings.to_json()
-    _overlay(members, server.kind, args)
-    settings = SETTINGS_CLASSES[server.kind].from_json(members)
-
-    server = servers.edit(server.key, name=args.name, settings=settings)
+    with _errors_named_by_option(server.kind):
+        _overlay(members, server.kind, args)
+        settings = SETTINGS_CLASSES[server.kind].from_json(members)
+        check_settings_files(settings)
+        server = servers.edit(server.key, name=args.name, settings=settings)
     _store_secret(server, args)
     context.save_servers()
     print(f"{server.key}: saved")
@@ -259,6 +294,38 @@ def set_server_action(context: Workspace, args: argparse.Namespace) -> int:
     context.save_servers()
     print(f"{server.key}: {server.action.value}")
     return 0
+
+
+@contextmanager
+def _errors_named_by_option(kind: ServerKind) -> Iterator[None]:
+    """Re-raise settings errors with the option the user typed as the field."""
+    try:
+        yield
+    except ValidationError as error:
+        renamed = _option_error(error, kind)
+        if renamed is None:
+            raise
+        raise renamed from error
+
+
+def _option_error(error: ValidationError, kind: ServerKind) -> ValidationError | None:
+    missing = _MISSING_MEMBER.fullmatch(error.problem)
+    if missing is not None:
+        flag = _MEMBER_OPTIONS.get(missing.group(1))
+        problem = f"is required for {kind.value} servers"
+        if flag is None:
+            return None
+        return ValidationError(flag, None, problem, f"Add {flag}")
+    if kind is ServerKind.DICOMWEB and error.field == "CA file":
+        flag = "--ca-file"
+    else:
+        flag = _FIELD_OPTIONS.get(error.field, "")
+    if not flag:
+        return None
+    problem = error.problem
+    if problem.startswith("is missing for "):
+        problem = f"is required for {kind.value} servers"
+    return ValidationError(flag, error.value, problem, error.fix)
 
 
 def _overlay(

@@ -27,8 +27,19 @@ class ValidationError(EyerError, ValueError):
         self.value = value
         self.problem = problem
         self.fix = fix
-        shown = "" if value is None else f" {value!r}"
+        shown = "" if value is None else f" {_shorten(value)!r}"
         super().__init__(f"{field}{shown}: {problem}. {fix}")
+
+
+# Longer text values are cut in messages, so one line stays readable. The
+# limit keeps typical file paths whole.
+SHOWN_TEXT_MAX = 100
+
+
+def _shorten(value: object) -> object:
+    if isinstance(value, str) and len(value) > SHOWN_TEXT_MAX:
+        return value[:SHOWN_TEXT_MAX] + "…"
+    return value
 
 
 class ConfigError(EyerError):

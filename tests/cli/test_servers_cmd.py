@@ -73,9 +73,9 @@ def test_edit_keeps_key_and_other_fields(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--port", "0"), "Port 0"),
+        (("--port", "0"), "--port 0: "),
         (("--port", "abc"), "--port 'abc': is not a number"),
-        (("--aet", "BAD\\AE"), "AET"),
+        (("--aet", "BAD\\AE"), "--aet 'BAD"),
         (("--url", "https://x"), "--url: does not apply to dicom-storage"),
     ],
 )

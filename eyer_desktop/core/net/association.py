@@ -93,7 +93,12 @@ class DicomEndpoint:
             _validate_timeout(name, getattr(self, name))
 
     def __str__(self) -> str:
-        return f"{self.called_ae}@{self.host}:{self.port}"
+        return f"{self.called_ae}@{host_and_port(self.host, self.port)}"
+
+
+def host_and_port(host: str, port: int) -> str:
+    """Return ``host:port``, with an IPv6 address in brackets as in URLs."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def validate_ae_title(field: str, value: str) -> None:

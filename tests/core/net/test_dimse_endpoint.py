@@ -15,6 +15,12 @@ def test_endpoint_str_names_ae_and_address() -> None:
     assert str(endpoint) == "PACS@10.0.0.5:104"
 
 
+def test_ipv6_endpoint_in_brackets() -> None:
+    endpoint = DicomEndpoint("::1", 104, "EYERDESKTOP", "PACS")
+
+    assert str(endpoint) == "PACS@[::1]:104"
+
+
 @pytest.mark.parametrize(
     ("field", "changes"),
     [
