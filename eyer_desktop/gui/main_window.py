@@ -27,13 +27,18 @@ from PySide6.QtWidgets import (
 )
 
 from eyer_desktop import __version__
+from eyer_desktop.core.net.worklist import WorklistItem
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.workspace import Workspace
+from eyer_desktop.gui.activity.page import ActivityPage
+from eyer_desktop.gui.delivery.send_now import SendNowMenu, send_now_button
+from eyer_desktop.gui.delivery.service import SendingService
 from eyer_desktop.gui.exams.page import ExamsPage
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.servers.page import ServersPage
 from eyer_desktop.gui.settings_dialog import SettingsDialog
 from eyer_desktop.gui.workers import Pools
+from eyer_desktop.gui.worklist.dialog import WorklistDialog
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +79,15 @@ class PlaceholderPage(QWidget):
         layout.addWidget(label)
 
 
-def create_pages(workspace: Workspace, pools: Pools) -> list[Page]:
+def create_pages(
+    workspace: Workspace, pools: Pools, sending: SendingService
+) -> list[Page]:
     """Create the pages of the main window, in side-list order."""
     exams = ExamsPage(workspace, pools)
-    activity_text = _tr("Deliveries to each server will be listed here.")
     return [
         Page(_tr("Exams"), "exams", exams, exams.file_actions()),
         Page(_tr("Servers"), "servers", ServersPage(workspace, pools, SecretStore())),
-        Page(_tr("Activity"), "activity", PlaceholderPage(activity_text)),
+        Page(_tr("Activity"), "activity", ActivityPage(workspace, sending)),
     ]
 
 
@@ -115,12 +121,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title if demo is None else self.tr("%s (demo)") % title)
         self.setWindowIcon(icon("app"))
 
-        self.pages = create_pages(workspace, pools)
+        self.sending = SendingService(workspace, pools, parent=self)
+        self.pages = create_pages(workspace, pools, self.sending)
         self._build_central(demo)
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
         self._connect_pages()
+        self._connect_sending()
         self.statusBar().showMessage(self.tr("Ready"), STATUS_TIMEOUT_MS)
         self._restore_state()
 
@@ -179,6 +187,18 @@ class MainWindow(QMainWindow):
         )
         self.log_folder_action.triggered.connect(self.open_log_folder)
 
+        self.worklist_action = QAction(
+            icon("worklist"), self.tr("Import from &Worklist..."), self
+        )
+        self.worklist_action.setShortcut(QKeySequence("Ctrl+W"))
+        self.worklist_action.setStatusTip(
+            self.tr("Find a scheduled patient on a worklist server and import images")
+        )
+        self.worklist_action.triggered.connect(self.open_worklist)
+        self.send_now_menu = SendNowMenu(
+            self.workspace, self.sending, self.selected_exam_ids, self
+        )
+
         self.about_action = QAction(icon("help"), self.tr("&About Eyer Desktop"), self)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         self.about_action.triggered.connect(self.show_about)
@@ -199,8 +219,9 @@ class MainWindow(QMainWindow):
         for page in self.pages:
             for action in page.file_actions:
                 self.file_menu.addAction(action)
-        if self.file_menu.actions():
-            self.file_menu.addSeparator()
+        self.file_menu.addAction(self.worklist_action)
+        self.file_menu.addMenu(self.send_now_menu)
+        self.file_menu.addSeparator()
         self.file_menu.addAction(self.settings_action)
         self.file_menu.addSeparator()
         self.file_menu.addAction(self.quit_action)
@@ -219,6 +240,9 @@ class MainWindow(QMainWindow):
         self.toolbar.setIconSize(QSize(20, 20))
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toolbar.setMovable(False)
+        self.toolbar.addAction(self.worklist_action)
+        self.toolbar.addWidget(send_now_button(self.send_now_menu, self.toolbar))
+        self.toolbar.addSeparator()
         self.toolbar.addAction(self.settings_action)
         self.toolbar.addAction(self.log_folder_action)
 
@@ -228,7 +252,43 @@ class MainWindow(QMainWindow):
             if signal is not None:
                 signal.connect(self.show_status)
 
+    def _connect_sending(self) -> None:
+        self.sending.action_done.connect(self.show_status)
+        self.sending.action_failed.connect(lambda error: self.show_status(str(error)))
+        # Imported exams go to the servers that receive new exams.
+        self.exams_page.exams_added.connect(self.sending.queue_exams)
+        self.exams_page.context_menus.append(self.send_now_menu)
+        # Sending starts once the window is up, from the event loop.
+        QTimer.singleShot(0, self.sending.start)
+
+    @property
+    def exams_page(self) -> ExamsPage:
+        """The Exams page, first in the side list."""
+        page = self.pages[0].widget
+        assert isinstance(page, ExamsPage)
+        return page
+
     # Commands
+
+    def selected_exam_ids(self) -> list[str]:
+        """Return the ids of the exams selected on the Exams page."""
+        return self.exams_page.selected_exam_ids()
+
+    def open_worklist(self) -> WorklistDialog:
+        """Open the worklist dialog; choosing an entry starts an import."""
+        dialog = WorklistDialog(self.workspace, self.pools, self)
+        dialog.item_chosen.connect(self.import_from_worklist)
+        dialog.finished.connect(dialog.deleteLater)
+        self.worklist_dialog = dialog
+        dialog.open()
+        if dialog.query_button.isEnabled():
+            dialog.run_query()
+        return dialog
+
+    def import_from_worklist(self, item: WorklistItem) -> None:
+        """Open the import dialog with the patient data of a worklist entry."""
+        dialog = self.exams_page.open_import_dialog()
+        dialog.fill_from_worklist(item)
 
     def show_status(self, text: str, timeout_ms: int = STATUS_TIMEOUT_MS) -> None:
         """Show a passing outcome in the status bar."""
@@ -310,6 +370,8 @@ class MainWindow(QMainWindow):
     # Closing
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        # Sending lanes stop after their current batch from here on.
+        self.sending.prepare_to_close()
         active = self.pools.active_count()
         if active == 0:
             self._save_state()
@@ -321,6 +383,7 @@ class MainWindow(QMainWindow):
             return
         choice = self._ask_how_to_close(active)
         if choice is None:
+            self.sending.cancel_close()
             return
 
         if choice == "stop":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from eyer_desktop.gui.activity.model import Column
 from eyer_desktop.gui.activity.page import ActivityPage
 from eyer_desktop.gui.delivery.service import SendingService
 from eyer_desktop.gui.workers import Pools
-from tests.helpers.dcmtk import DcmtkServer, run_storescp
+from tests.helpers.dcmtk import DcmtkServer, free_port, run_storescp
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def page(
     qtbot: QtBot, workspace: Workspace, pools: Pools, archive_key: str
 ) -> Iterator[ActivityPage]:
     service = SendingService(workspace, pools)
-    created = ActivityPage(workspace, pools, service)
+    created = ActivityPage(workspace, service)
     qtbot.addWidget(created)
     created.show()
     service.start()
@@ -207,6 +208,39 @@ def test_pause_and_resume_buttons(
         lambda: states(workspace, archive_key) == {DeliveryState.SENT: 2},
         timeout=10_000,
     )
+
+
+def test_retry_now_sends_waiting_deliveries(
+    page: ActivityPage,
+    qtbot: QtBot,
+    workspace: Workspace,
+    exams: list[Exam],
+    live: DcmtkServer,
+) -> None:
+    offline = DicomStorageSettings(
+        called_ae="STORESCP", host="127.0.0.1", port=free_port()
+    )
+    server = workspace.servers.add("Moved PACS", ServerAction.MANUAL, offline)
+    workspace.save_servers()
+    page.refresh_servers()
+    page.sending.send_now([exams[0].exam_id], server.key)
+    row = page.servers_model.row_of(server.key)
+    assert row is not None
+    status = page.servers_model.index(row, 2)
+    qtbot.waitUntil(lambda: status.data().startswith("Retry at "), timeout=10_000)
+    assert "refused" in status.data()
+
+    moved = replace(offline, port=live.port)
+    workspace.servers.edit(server.key, settings=moved)
+    workspace.save_servers()
+    page.servers_view.selectRow(row)
+    qtbot.mouseClick(page.retry_server_button, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(
+        lambda: states(workspace, server.key) == {DeliveryState.SENT: 2},
+        timeout=10_000,
+    )
+    qtbot.waitUntil(lambda: status.data() == "All sent", timeout=5_000)
 
 
 def test_filters_narrow_the_table(

@@ -104,7 +104,7 @@ def test_send_now_reaches_storescp_and_activity(
     )
     workspace.save_servers()
     service = make_service()
-    page = ActivityPage(workspace, pools, service)
+    page = ActivityPage(workspace, service)
     qtbot.addWidget(page)
     page.show()
     stereo = exams[3]
@@ -113,7 +113,9 @@ def test_send_now_reaches_storescp_and_activity(
     with qtbot.waitSignal(service.action_done, timeout=10_000) as done:
         service.send_now([stereo.exam_id], reading.key)
 
-    assert done.args == [f"Sending {expected} image(s) of 1 exam(s) to Reading room"]
+    assert done.args == [
+        f"Queued for Reading room: {expected} images of 1 selected exams"
+    ]
     qtbot.waitUntil(lambda: len(live.received_files()) == expected, timeout=20_000)
     qtbot.waitUntil(
         lambda: states(workspace, reading.key) == {DeliveryState.SENT: expected},
@@ -182,7 +184,7 @@ def test_hung_server_does_not_hold_up_live_one(
     workspace.save_servers()
     service = make_service()
 
-    service.queue_exam(exams[0].exam_id)
+    service.queue_exams([exams[0].exam_id])
     qtbot.waitUntil(
         lambda: states(workspace, archive.key) == {DeliveryState.SENT: 2},
         timeout=5_000,
@@ -263,7 +265,7 @@ def test_retry_and_cancel_actions(
     ids = [d.delivery_id for d in workspace.outbox.deliveries(server_key=archive.key)]
     with qtbot.waitSignal(service.action_done, timeout=5_000) as cancelled:
         service.cancel(ids[:1])
-    assert cancelled.args == ["1 delivery(ies) cancelled"]
+    assert cancelled.args == ["Deliveries cancelled: 1"]
     with qtbot.waitSignal(service.action_done, timeout=5_000):
         service.resume(archive.key)
     qtbot.waitUntil(
@@ -276,7 +278,7 @@ def test_retry_and_cancel_actions(
 
     with qtbot.waitSignal(service.action_done, timeout=5_000) as retried:
         service.retry(ids[:1])
-    assert retried.args == ["1 delivery(ies) queued again"]
+    assert retried.args == ["Deliveries queued again: 1"]
     qtbot.waitUntil(
         lambda: states(workspace, archive.key) == {DeliveryState.SENT: 2},
         timeout=10_000,

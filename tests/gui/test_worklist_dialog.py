@@ -108,7 +108,7 @@ def test_query_lists_the_day(
         "ANA LÚCIA CONCEIÇÃO",
         "JOÃO GONÇALVES",
     ]
-    assert dialog.status_label.text() == "3 scheduled patient(s)."
+    assert dialog.status_label.text() == "Scheduled patients: 3"
     first = dialog.proxy.index(0, Column.SCHEDULED).data()
     assert first == "2027-03-09 08:00"
 

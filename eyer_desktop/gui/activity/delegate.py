@@ -29,13 +29,11 @@ class StateChipDelegate(QStyledItemDelegate):
             return
         state = DeliveryState(value)
 
-        # The selection background first, so selected rows stay visible.
-        style = option.widget.style() if option.widget else None
-        if style is not None:
-            plain = QStyleOptionViewItem(option)
-            self.initStyleOption(plain, index)
-            plain.text = ""
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, plain, painter)
+        # The selection background first, so selected rows stay visible. It
+        # is filled directly: initStyleOption would ask the model for every
+        # role once more.
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight())
 
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
         background, foreground = STATE_COLORS[state]

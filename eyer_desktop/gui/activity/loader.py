@@ -29,9 +29,11 @@ from eyer_desktop.core.outbox import (
 
 logger = logging.getLogger(__name__)
 
-LOOKBACK_S = 10.0
+LOOKBACK_S = 2.0
 """How far before the newest change seen an incremental load starts, in s.
-It covers a writer that stamped its change and then waited for the lock."""
+It covers a writer of this process that stamped its change and then waited
+for the outbox's lock, which each transaction holds for milliseconds. A change
+missed anyway shows in the counts check of the refresher."""
 
 _PENDING_STATES = (DeliveryState.QUEUED, DeliveryState.PAUSED, DeliveryState.FAILED)
 

@@ -53,6 +53,11 @@ class Column(IntEnum):
     LAST_ERROR = 6
 
 
+FIRST_CHANGING_COLUMN = Column.STATE
+"""The columns from this one on can change for a delivery; those before it
+cannot."""
+
+
 class Role(IntEnum):
     """Custom data roles: raw values for the proxy, the delegate and tests."""
 
@@ -66,6 +71,16 @@ class Role(IntEnum):
     SORT_KEY = Qt.ItemDataRole.UserRole + 6
     SEARCH_TEXT = Qt.ItemDataRole.UserRole + 7
     """Patient name, server name and error text, folded for searching."""
+
+
+_ANSWERED_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        *Role,
+    }
+)
 
 
 def fold(text: str) -> str:
@@ -134,9 +149,14 @@ class ActivityModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        # A view requests many roles per cell and each call costs the GUI
+        # thread the interpreter lock, so unused roles return at once.
+        if role not in _ANSWERED_ROLES or not index.isValid():
             return None
-        delivery = self._rows[index.row()]
+        row = index.row()
+        if not 0 <= row < len(self._rows):
+            return None
+        delivery = self._rows[row]
         column = Column(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display_text(delivery, column)
@@ -280,9 +300,12 @@ class ActivityModel(QAbstractTableModel):
                 self._rows[row] = delivery
                 changed.append(row)
         if changed:
-            last = len(Column) - 1
+            # Exam, image and server never change for a delivery id. Leaving
+            # them out of the signal spares the proxy a re-sort when the view
+            # is sorted by one of them.
             self.dataChanged.emit(
-                self.index(min(changed), 0), self.index(max(changed), last)
+                self.index(min(changed), FIRST_CHANGING_COLUMN),
+                self.index(max(changed), len(Column) - 1),
             )
         self._insert(sorted(new, key=lambda d: d.delivery_id))
 

@@ -38,11 +38,11 @@ from eyer_desktop.gui.activity.servers_model import Role as ServerRole
 from eyer_desktop.gui.activity.servers_model import ServerStatusModel
 from eyer_desktop.gui.delivery.service import SendingService
 from eyer_desktop.gui.icons import icon
-from eyer_desktop.gui.workers import Pools
 
 logger = logging.getLogger(__name__)
 
 CLOCK_REFRESH_MS = 5_000
+PROGRESS_REPAINT_MS = 200
 MAX_SERVER_ROWS_SHOWN = 6
 STATUS_TIMEOUT_MS = 6_000
 
@@ -64,7 +64,6 @@ class ActivityPage(QWidget):
     def __init__(
         self,
         workspace: Workspace,
-        pools: Pools,
         sending: SendingService,
         parent: QWidget | None = None,
     ) -> None:
@@ -78,7 +77,7 @@ class ActivityPage(QWidget):
         self.servers_model = ServerStatusModel(parent=self)
         self.servers_model.set_servers(workspace.servers)
         self.refresher = ActivityRefresher(
-            workspace, pools, self.model, self.servers_model, self
+            workspace, self.model, self.servers_model, self
         )
 
         self._build_servers_table()
@@ -93,6 +92,10 @@ class ActivityPage(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(CLOCK_REFRESH_MS)
         self._clock.timeout.connect(self._refresh_times)
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_REPAINT_MS)
+        self._progress_timer.timeout.connect(self.servers_model.flush_progress)
 
     # Building
 
@@ -109,8 +112,11 @@ class ActivityPage(QWidget):
         self.servers_view.verticalHeader().hide()
         self.servers_view.setWordWrap(False)
         self.servers_view.setAlternatingRowColors(True)
+        # Columns are sized to their contents when the rows change, not on
+        # every progress report: ResizeToContents would measure every cell on
+        # each repaint.
         header = self.servers_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(ServerColumn.STATUS, QHeaderView.ResizeMode.Stretch)
 
         self.pause_button = QPushButton(icon("pause"), self.tr("Pause"), self)
@@ -120,10 +126,12 @@ class ActivityPage(QWidget):
         self.resume_button = QPushButton(icon("resume"), self.tr("Resume"), self)
         self.resume_button.setToolTip(self.tr("Send this server's held deliveries"))
         self.retry_server_button = QPushButton(
-            icon("retry"), self.tr("Retry Failed to Server"), self
+            icon("retry"), self.tr("Retry Now"), self
         )
         self.retry_server_button.setToolTip(
-            self.tr("Queue again every failed delivery to this server")
+            self.tr(
+                "Send this server's failed deliveries, and those waiting to retry, now"
+            )
         )
 
     def _build_filters(self) -> None:
@@ -283,6 +291,9 @@ class ActivityPage(QWidget):
 
     def _fit_servers_view(self) -> None:
         """Size the server table to its rows, up to MAX_SERVER_ROWS_SHOWN."""
+        for column in ServerColumn:
+            if column is not ServerColumn.STATUS:
+                self.servers_view.resizeColumnToContents(column)
         rows = min(max(self.servers_model.rowCount(), 1), MAX_SERVER_ROWS_SHOWN)
         view = self.servers_view
         height = view.horizontalHeader().sizeHint().height() + 2 * view.frameWidth()
@@ -293,6 +304,8 @@ class ActivityPage(QWidget):
 
     def _on_progress(self, progress: ServerProgress) -> None:
         self.servers_model.set_progress(progress)
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
 
     def _on_loaded(self) -> None:
         self._update_empty_label()
@@ -301,6 +314,7 @@ class ActivityPage(QWidget):
     def _refresh_times(self) -> None:
         self.model.refresh_times()
         self.servers_model.refresh_times()
+        self.refresher.request()
 
     def _update_empty_label(self) -> None:
         if self.model.rowCount() == 0:
@@ -392,4 +406,4 @@ class ActivityPage(QWidget):
     def retry_selected_server(self) -> None:
         key = self.selected_server()
         if key is not None:
-            self.sending.retry_failed(key)
+            self.sending.retry_server_now(key)

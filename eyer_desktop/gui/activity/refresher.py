@@ -1,12 +1,14 @@
 """Keeping the Activity models in step with the outbox, cheaply.
 
 A change notice (from the sending service or a user action) starts a short
-timer, so a burst of notices makes one load. Loads run one at a time on the
-outbox lane and read only the deliveries changed since the previous load.
-After merging them, the refresher compares the model's per-server state
-counts with the outbox's. They differ when rows were deleted (a purge) or a
-change was missed, and then a full load follows, at most once every
-:data:`FULL_LOAD_MIN_INTERVAL_MS`. While the page is hidden, notices only
+timer, so a burst of notices makes one load. Loads run one at a time on a
+worker and read only the deliveries changed since the previous load.
+Once nothing has changed for a while, the refresher compares the model's
+per-server state counts with the outbox's after a load. They differ when rows
+were deleted (a purge) or a change was missed, and then a full load follows,
+at most once every :data:`FULL_LOAD_MIN_INTERVAL_MS`. The page also asks for
+a load every few seconds while it is shown, which picks up changes made by
+another process, such as the command line. While the page is hidden, notices only
 mark the models stale, and showing the page loads.
 """
 
@@ -15,19 +17,22 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from eyer_desktop.core.outbox import DeliveryState
 from eyer_desktop.core.workspace import Workspace
-from eyer_desktop.gui.activity.loader import ActivityLoader, ActivitySnapshot
+from eyer_desktop.gui.activity.loader import (
+    LOOKBACK_S,
+    ActivityLoader,
+    ActivitySnapshot,
+)
 from eyer_desktop.gui.activity.model import ActivityModel
 from eyer_desktop.gui.activity.servers_model import ServerStatusModel
-from eyer_desktop.gui.delivery.service import OUTBOX_LANE
-from eyer_desktop.gui.workers import Pools, Worker, WorkerCancelledError
+from eyer_desktop.gui.workers import Worker, WorkerCancelledError
 
 logger = logging.getLogger(__name__)
 
-COALESCE_MS = 250
+COALESCE_MS = 500
 FULL_LOAD_MIN_INTERVAL_MS = 5_000
 
 
@@ -55,18 +60,23 @@ class ActivityRefresher(QObject):
     def __init__(
         self,
         workspace: Workspace,
-        pools: Pools,
         deliveries: ActivityModel,
         servers: ServerStatusModel,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.pools = pools
+        # Loads only read and can be dropped at any time, so they run on a
+        # serial pool of their own, which closing the window does not ask
+        # about, unlike the application's pools. The pool is a child of the
+        # refresher: deleting it waits for a running load, and the ending of
+        # that load, connected to the refresher's methods, is then dropped.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._worker: Worker | None = None
         self.deliveries = deliveries
         self.servers = servers
         self._loader = ActivityLoader(workspace.outbox, workspace.library)
         self._since: float | None = None
-        self._loading = False
         self._load_again = False
         self._active = False
         self._stale = True
@@ -96,37 +106,47 @@ class ActivityRefresher(QObject):
         self.request()
 
     def _load(self) -> None:
-        if self._loading:
+        if self._worker is not None:
             self._load_again = True
             return
-        self._loading = True
         self._load_again = False
         self._stale = False
         worker = Worker(self._loader.load, self._since, name="load activity")
         worker.signals.finished.connect(self._on_loaded)
         worker.signals.failed.connect(self._on_failed)
-        self.pools.lane(OUTBOX_LANE).start(worker)
+        self._worker = worker
+        self.pool.start(worker)
 
     def _on_loaded(self, snapshot: ActivitySnapshot) -> None:
-        self._loading = False
+        self._worker = None
         self.loads += 1
         self.deliveries.apply(snapshot)
         self.servers.set_summaries(snapshot.servers)
         self._since = snapshot.newest_update
         if snapshot.full:
             self._last_full = time.monotonic()
-        elif self._counts_differ(snapshot):
+        elif self._is_quiet(snapshot) and self._counts_differ(snapshot):
             self._schedule_full_load()
         self.loaded.emit(snapshot)
         if self._load_again or (self._stale and self._active):
             self.request()
 
     def _on_failed(self, error: Exception) -> None:
-        self._loading = False
+        self._worker = None
         if isinstance(error, WorkerCancelledError):
             return
         logger.error("Loading the activity failed: %s", error)
         self.failed.emit(error)
+
+    @staticmethod
+    def _is_quiet(snapshot: ActivitySnapshot) -> bool:
+        """Return whether nothing changed lately, so the counts are stable.
+
+        While deliveries change, the counts (read after the rows) differ from
+        the rows now and then without anything being missed.
+        """
+        newest = snapshot.newest_update
+        return newest is None or time.time() - newest > LOOKBACK_S
 
     def _counts_differ(self, snapshot: ActivitySnapshot) -> bool:
         outbox_counts = {

@@ -95,8 +95,8 @@ class ServerStatus:
     text: str
 
 
-def _tr(text: str, n: int = -1) -> str:
-    return QCoreApplication.translate("ServerStatus", text, None, n)
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("ServerStatus", text)
 
 
 def _clock_text(timestamp: float, now: float) -> str:
@@ -120,11 +120,14 @@ def describe_server(
     if server is None:
         return ServerStatus(
             StatusKind.INACTIVE,
-            _tr("Removed from the server list; %n delivery(ies) wait", waiting),
+            _tr("Removed from the server list; deliveries waiting: %1").replace(
+                "%1", str(waiting)
+            ),
         )
     if PauseReason.USER in paused:
         return ServerStatus(
-            StatusKind.PAUSED, _tr("Paused by you; %n delivery(ies) wait", waiting)
+            StatusKind.PAUSED,
+            _tr("Paused by you; deliveries waiting: %1").replace("%1", str(waiting)),
         )
     if server.action is ServerAction.DEACTIVATED:
         return ServerStatus(StatusKind.INACTIVE, _tr("Deactivated: receives nothing"))
@@ -160,17 +163,22 @@ def _queue_status(summary: ServerSummary, now: float) -> ServerStatus | None:
     queued = summary.count(DeliveryState.QUEUED, DeliveryState.SENDING)
     error = summary.last_error or ""
     if failed:
-        text = _tr("%n failed: ", failed) + error
+        text = _tr("%1 failed: ").replace("%1", str(failed)) + error
         return ServerStatus(StatusKind.FAILED, text)
     if queued and summary.next_retry_at is not None and summary.next_retry_at > now:
         when = _clock_text(summary.next_retry_at, now)
         text = _tr("Retry at %1: ").replace("%1", when) + error
         return ServerStatus(StatusKind.WAITING, text)
     if queued:
-        return ServerStatus(StatusKind.QUEUED, _tr("%n queued", queued))
+        return ServerStatus(
+            StatusKind.QUEUED, _tr("%1 queued").replace("%1", str(queued))
+        )
     warnings = summary.count(DeliveryState.WARNING)
     if warnings:
-        return ServerStatus(StatusKind.OK, _tr("All sent; %n with a warning", warnings))
+        return ServerStatus(
+            StatusKind.OK,
+            _tr("All sent; with a warning: %1").replace("%1", str(warnings)),
+        )
     if summary.count(DeliveryState.SENT):
         return ServerStatus(StatusKind.OK, _tr("All sent"))
     return None
@@ -211,6 +219,7 @@ class ServerStatusModel(QAbstractTableModel):
         self._rows: list[_Row] = []
         self._summaries: Mapping[str, ServerSummary] = {}
         self._servers: list[Server] = []
+        self._changed_rows: set[int] = set()
 
     # Qt model interface
 
@@ -321,13 +330,24 @@ class ServerStatusModel(QAbstractTableModel):
         self._rebuild()
 
     def set_progress(self, progress: ServerProgress) -> None:
-        """Show a server's live progress; a finished run clears it."""
+        """Keep a server's live progress; a finished run clears it.
+
+        The row is repainted by :meth:`flush_progress`, so that a burst of
+        reports, one per image, costs one repaint.
+        """
         row = self.row_of(progress.server_key)
         if row is None:
             return
         live = None if progress.phase is ServerPhase.FINISHED else progress
         self._rows[row].progress = live
-        self._emit_row_changed(row)
+        self._changed_rows.add(row)
+
+    def flush_progress(self) -> None:
+        """Repaint the rows whose progress changed since the last flush."""
+        for row in sorted(self._changed_rows):
+            if row < len(self._rows):
+                self._emit_row_changed(row)
+        self._changed_rows.clear()
 
     def refresh_times(self) -> None:
         """Repaint the rows, whose retry times compare with the clock."""
@@ -349,6 +369,7 @@ class ServerStatusModel(QAbstractTableModel):
             ]
             self._rows.extend(_Row(key, None) for key in extra)
             self._fill_summaries()
+            self._changed_rows.clear()
             self.endResetModel()
             return
 

@@ -41,6 +41,7 @@ class SendNowMenu(QMenu):
         super().__init__(parent)
         self.setTitle(self.tr("Send Now"))
         self.setObjectName("sendNowMenu")
+        self.setToolTipsVisible(True)
         self.setIcon(icon("send"))
         self.workspace = workspace
         self.sending = sending
@@ -80,8 +81,9 @@ class SendNowMenu(QMenu):
         action.setData(server.key)
         reason = self._unavailable_reason(server)
         if reason:
+            action.setText(f"{server.name} ({server.key}): {reason}")
             action.setEnabled(False)
-            action.setToolTip(reason)
+            action.setToolTip(self._unavailable_fix(server))
             return
         action.setEnabled(selected > 0)
         action.setToolTip(
@@ -95,10 +97,15 @@ class SendNowMenu(QMenu):
 
     def _unavailable_reason(self, server: Server) -> str:
         if server.action is ServerAction.DEACTIVATED:
-            return self.tr("Deactivated: set its action to Manual to send to it")
+            return self.tr("deactivated")
         if not server.is_configured:
-            return self.tr("Not configured: enter its address first")
+            return self.tr("not configured")
         return ""
+
+    def _unavailable_fix(self, server: Server) -> str:
+        if server.action is ServerAction.DEACTIVATED:
+            return self.tr("Set its action to Manual on the Servers page to send to it")
+        return self.tr("Enter its address on the Servers page first")
 
     def send_to(self, server_key: str) -> None:
         """Send the selected exams to one server."""

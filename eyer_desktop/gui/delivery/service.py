@@ -12,13 +12,14 @@ A short planning step decides which lanes to start: it applies the server
 list to the outbox and reads which servers have deliveries due and when the
 next one becomes due. Planning, and every user action on the outbox (retry,
 cancel, pause, send now), run on one more serial lane, :data:`OUTBOX_LANE`, so
-the GUI thread never waits for an SQLite write. Planning runs when deliveries
+the service never makes the GUI thread wait for an SQLite write. Planning runs when deliveries
 are queued, when a lane ends, and on a timer set to the next due time (at
 least every :data:`POLL_INTERVAL_MS`, so deliveries queued by the command line
 are picked up too).
 
 The engine reports each server's progress on the lane's thread. The service
-relays it to the GUI thread as :attr:`SendingService.progress`.
+relays it to the GUI thread as :attr:`SendingService.progress`, every change
+of phase and at most ten reports a second in between.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from eyer_desktop.core.delivery import (
     ServerProgress,
 )
 from eyer_desktop.core.errors import ValidationError
-from eyer_desktop.core.outbox import Outbox
+from eyer_desktop.core.outbox import Outbox, PauseReason
 from eyer_desktop.core.routing import ServerView
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.sending import create_engine
@@ -57,6 +58,7 @@ GUI_BATCH_SIZE = 20
 lane reaches the end of a batch, where it can stop, within about a second."""
 
 POLL_INTERVAL_MS = 30_000
+PROGRESS_RELAY_INTERVAL_S = 0.1
 MIN_TIMER_MS = 200
 FAILED_PLAN_RETRY_MS = 5_000
 
@@ -137,10 +139,11 @@ class SendingService(QObject):
         self.engine = create_engine(
             workspace,
             secrets,
-            progress=self._progress_from_lane.emit,
+            progress=self._relay_progress,
             batch_size=batch_size,
         )
         self._progress_from_lane.connect(self._on_lane_progress)
+        self._last_relayed: dict[str, tuple[ServerPhase, float]] = {}
 
         self._running: dict[str, Worker] = {}
         self._run_again: set[str] = set()
@@ -268,6 +271,25 @@ class SendingService(QObject):
             self._start_lane(key)
         self.wake()
 
+    def _relay_progress(self, progress: ServerProgress) -> None:
+        """Pass a lane's progress to the GUI thread, at most every 100 ms.
+
+        Runs on the lane's thread. A report that changes the phase always
+        goes through, so the GUI receives every start and end of a run; the reports
+        of single images in between are thinned out, because each costs the
+        GUI thread a slot call.
+        """
+        now = time.monotonic()
+        last = self._last_relayed.get(progress.server_key)
+        if (
+            last is not None
+            and last[0] is progress.phase
+            and now - last[1] < PROGRESS_RELAY_INTERVAL_S
+        ):
+            return
+        self._last_relayed[progress.server_key] = (progress.phase, now)
+        self._progress_from_lane.emit(progress)
+
     def _on_lane_progress(self, progress: ServerProgress) -> None:
         self.progress.emit(progress)
         if progress.phase is not ServerPhase.CONVERTING:
@@ -293,12 +315,21 @@ class SendingService(QObject):
 
     # User actions
 
-    def queue_exam(self, exam_id: str) -> None:
-        """Queue a new exam for the servers that receive new exams, and send."""
+    def queue_exams(self, exam_ids: Sequence[str]) -> None:
+        """Queue new exams for the servers that receive new exams, and send.
+
+        This is what an import does with the exams it creates: the primary and
+        mirror servers get them, or the contingency servers when the primary
+        cannot.
+        """
+        ids = list(exam_ids)
 
         def queue(outbox: Outbox, servers: Sequence[ServerView]) -> int:
-            exam = self.workspace.library.load(exam_id)
-            return routing.enqueue_exam(outbox, servers, exam)
+            count = 0
+            for exam_id in ids:
+                exam = self.workspace.library.load(exam_id)
+                count += routing.enqueue_exam(outbox, servers, exam)
+            return count
 
         self._run_action(queue, lambda _count: "")
 
@@ -316,7 +347,7 @@ class SendingService(QObject):
 
         def message(count: int) -> str:
             return (
-                self.tr("Sending %1 image(s) of %2 exam(s) to %3")
+                self.tr("Queued for %3: %1 images of %2 selected exams")
                 .replace("%1", str(count))
                 .replace("%2", str(len(ids)))
                 .replace("%3", name)
@@ -336,14 +367,43 @@ class SendingService(QObject):
         ids = list(delivery_ids)
         self._run_action(
             lambda outbox, _servers: outbox.retry(ids),
-            lambda count: self.tr("%n delivery(ies) queued again", "", count),
+            lambda count: self.tr("Deliveries queued again: %1").replace(
+                "%1", str(count)
+            ),
         )
 
     def retry_failed(self, server_key: str | None = None) -> None:
         """Queue again every failed delivery, or every failed one to a server."""
         self._run_action(
             lambda outbox, _servers: outbox.retry_failed(server_key),
-            lambda count: self.tr("%n failed delivery(ies) queued again", "", count),
+            lambda count: self.tr("Failed deliveries queued again: %1").replace(
+                "%1", str(count)
+            ),
+        )
+
+    def retry_server_now(self, server_key: str) -> None:
+        """Send a server's failed deliveries, and those waiting to retry, now.
+
+        Waiting deliveries are made due by a pause and a resume of the server,
+        which queues its deliveries again due now. A server the user paused
+        stays paused, and only its failed deliveries are queued again.
+        """
+        name = self.server_name(server_key)
+
+        def retry_now(outbox: Outbox, _servers: Sequence[ServerView]) -> int:
+            count = outbox.retry_failed(server_key)
+            if PauseReason.USER not in outbox.paused_servers().get(server_key, ()):
+                outbox.pause(server_key, PauseReason.USER)
+                count += outbox.resume(server_key, PauseReason.USER)
+            return count
+
+        self._run_action(
+            retry_now,
+            lambda count: (
+                self.tr("Retrying now on %1: %2 deliveries")
+                .replace("%1", name)
+                .replace("%2", str(count))
+            ),
         )
 
     def cancel(self, delivery_ids: Iterable[int]) -> None:
@@ -351,7 +411,7 @@ class SendingService(QObject):
         ids = list(delivery_ids)
         self._run_action(
             lambda outbox, _servers: outbox.cancel(ids),
-            lambda count: self.tr("%n delivery(ies) cancelled", "", count),
+            lambda count: self.tr("Deliveries cancelled: %1").replace("%1", str(count)),
         )
 
     def pause(self, server_key: str) -> None:

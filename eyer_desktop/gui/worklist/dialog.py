@@ -247,7 +247,7 @@ class WorklistDialog(QDialog):
         if total == 0:
             message = self.tr("No scheduled patient found.")
         elif shown == total:
-            message = self.tr("%n scheduled patient(s).", "", total)
+            message = self.tr("Scheduled patients: %1").replace("%1", str(total))
         else:
             message = self.tr("%1 of %2 scheduled patients match the filter.")
             message = message.replace("%1", str(shown)).replace("%2", str(total))
