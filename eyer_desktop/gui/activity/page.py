@@ -83,6 +83,7 @@ class ActivityPage(QWidget):
         self._build_servers_table()
         self._build_filters()
         self._build_deliveries_table()
+        self._build_hints()
         self._build_layout()
         self._fill_server_filter()
         self._connect()
@@ -198,12 +199,23 @@ class ActivityPage(QWidget):
             self.tr("Queue again every failed delivery to every server")
         )
 
+    def _build_hints(self) -> None:
+        self.server_hint = QLabel(
+            self.tr("Select a server above to pause, resume or retry it."), self
+        )
+        self.delivery_hint = QLabel(
+            self.tr("Select deliveries to retry or cancel them."), self
+        )
+        for hint in (self.server_hint, self.delivery_hint):
+            hint.setEnabled(False)
+
     def _build_layout(self) -> None:
         servers_title = QLabel(self.tr("<b>Servers</b>"), self)
         server_buttons = QHBoxLayout()
         server_buttons.addWidget(self.pause_button)
         server_buttons.addWidget(self.resume_button)
         server_buttons.addWidget(self.retry_server_button)
+        server_buttons.addWidget(self.server_hint)
         server_buttons.addStretch(1)
 
         deliveries_title = QLabel(self.tr("<b>Deliveries</b>"), self)
@@ -217,6 +229,7 @@ class ActivityPage(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.retry_button)
         actions.addWidget(self.cancel_button)
+        actions.addWidget(self.delivery_hint)
         actions.addStretch(1)
         actions.addWidget(self.retry_all_button)
 
@@ -377,6 +390,8 @@ class ActivityPage(QWidget):
         if row is not None:
             index = self.servers_model.index(row, 0)
             paused = bool(index.data(ServerRole.USER_PAUSED))
+        self.server_hint.setVisible(key is None)
+        self.delivery_hint.setVisible(not states)
         self.pause_button.setEnabled(key is not None and not paused)
         self.resume_button.setEnabled(key is not None and paused)
         self.retry_server_button.setEnabled(key is not None)
