@@ -26,8 +26,8 @@ STATE_COLORS: dict[DeliveryState, tuple[QColor, QColor]] = {
 }
 
 
-def _tr(text: str, n: int = -1) -> str:
-    return QCoreApplication.translate(_CONTEXT, text, None, n)
+def _tr(text: str) -> str:
+    return QCoreApplication.translate(_CONTEXT, text)
 
 
 def state_label(state: DeliveryState) -> str:
