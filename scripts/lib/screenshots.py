@@ -3,9 +3,10 @@
 ``scripts/screenshots OUTDIR`` runs this file. It starts Xvfb on the first
 free display number from 99 up and runs the capture in a child process on
 that display. The child uses Qt's xcb platform, so menus and dialogs are real
-X11 windows. Xvfb is stopped by its PID at the end. The capture opens the main window on a demo
-profile (sample exams, a loopback archive and worklist), adds an archive that
-is offline so that the Activity page shows a retry, walks through the pages
+X11 windows. Xvfb is stopped by its PID at the end. The capture opens the
+main window on a demo profile (sample exams, a loopback archive and
+worklist), adds an archive that is offline so that the Activity page shows a
+retry, walks through the pages
 and dialogs, and saves each as ``NN-name.png`` in OUTDIR.
 """
 

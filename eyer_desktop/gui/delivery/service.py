@@ -11,11 +11,11 @@ still timing out.
 A short planning step decides which lanes to start: it applies the server
 list to the outbox and reads which servers have deliveries due and when the
 next one becomes due. Planning, and every user action on the outbox (retry,
-cancel, pause, send now), run on one more serial lane, :data:`OUTBOX_LANE`, so
-the service never makes the GUI thread wait for an SQLite write. Planning runs when deliveries
-are queued, when a lane ends, and on a timer set to the next due time (at
-least every :data:`POLL_INTERVAL_MS`, so deliveries queued by the command line
-are picked up too).
+cancel, pause, send now), run on one more serial lane, :data:`OUTBOX_LANE`,
+so the service never makes the GUI thread wait for an SQLite write. Planning
+runs when deliveries are queued, when a lane ends, and on a timer set to the
+next due time (at least every :data:`POLL_INTERVAL_MS`, so deliveries queued
+by the command line are picked up too).
 
 The engine reports each server's progress on the lane's thread. The service
 relays it to the GUI thread as :attr:`SendingService.progress`, every change
