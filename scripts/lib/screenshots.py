@@ -6,8 +6,8 @@ that display. The child uses Qt's xcb platform, so menus and dialogs are real
 X11 windows. Xvfb is stopped by its PID at the end. The capture opens the
 main window on a demo profile (sample exams, a loopback archive and
 worklist), adds an archive that is offline so that the Activity page shows a
-retry, walks through the pages
-and dialogs, and saves each as ``NN-name.png`` in OUTDIR.
+retry, walks through the pages and dialogs, and saves each as ``NN-name.png``
+in OUTDIR.
 """
 
 from __future__ import annotations
