@@ -164,6 +164,18 @@ def test_drop_opens_dialog_with_images(
     assert eyes == [Laterality.RIGHT, Laterality.LEFT]
 
 
+def test_eye_column_shows_whole_combo(
+    qtbot: QtBot, page: ExamsPage, images: list[Path]
+) -> None:
+    dialog = open_dialog(qtbot, page, images)
+    table = dialog.images_table
+
+    for row in range(table.rowCount()):
+        combo = table.cellWidget(row, 1)
+        assert isinstance(combo, QComboBox)
+        assert table.columnWidth(1) >= combo.sizeHint().width()
+
+
 def test_second_drop_adds_to_open_dialog(
     qtbot: QtBot, page: ExamsPage, images: list[Path], tmp_path: Path
 ) -> None:

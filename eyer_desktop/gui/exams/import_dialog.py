@@ -307,7 +307,14 @@ class ImportDialog(QDialog):
         self.images_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.images_table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # ResizeToContents measures items, not the eye combo boxes set as cell
+        # widgets, so the column is sized for the widest combo instead.
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        probe = QComboBox(self.images_table)
+        for eye in (Laterality.RIGHT, Laterality.LEFT):
+            probe.addItem(eye_label(eye), eye)
+        self.images_table.setColumnWidth(1, probe.sizeHint().width() + 8)
+        probe.deleteLater()
 
         add_button = QPushButton(self.tr("Add Images..."), box)
         add_button.clicked.connect(self.browse_images)
