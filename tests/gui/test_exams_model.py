@@ -9,9 +9,10 @@ from pytestqt.modeltest import ModelTester
 from eyer_desktop.core.exams import ExamType, Laterality
 from eyer_desktop.core.outbox import DeliveryState, Route, items_of_exam
 from eyer_desktop.core.workspace import Workspace
+from eyer_desktop.gui.exams.delegate import ROW_PADDING, THUMBNAIL_BOX, layout_chips
 from eyer_desktop.gui.exams.model import Column, ExamListModel, Role, fold
 from eyer_desktop.gui.exams.proxy import ExamFilterProxy
-from eyer_desktop.gui.exams.status import ChipState, chip_state
+from eyer_desktop.gui.exams.status import ChipState, ServerStatus, chip_state
 from tests.helpers.gui_exams import (
     BROKEN_FOLDER,
     SAMPLE_COUNT,
@@ -273,3 +274,31 @@ def test_sort_by_image_count(proxy: ExamFilterProxy) -> None:
     assert counts[0] == max(count for count in counts if count is not None)
     assert counts[-1] is None
     assert proxy.index(0, 0).data(Role.EXAM_TYPE) == ExamType.PANORAMIC
+
+
+ROW_HEIGHT = THUMBNAIL_BOX + 2 * ROW_PADDING
+
+
+def _status(key: str, state: ChipState) -> ServerStatus:
+    return ServerStatus(key, key, state, 0, 1)
+
+
+def test_chips_put_unfinished_servers_first() -> None:
+    sent = _status("ARC000", ChipState.SENT)
+    waiting = _status("OLD000", ChipState.QUEUED)
+
+    shown, hidden = layout_chips([sent, waiting], ROW_HEIGHT)
+
+    assert shown == [waiting, sent]
+    assert hidden == 0
+
+
+def test_chips_that_do_not_fit_are_counted() -> None:
+    statuses = [_status(f"S{n:02d}000", ChipState.SENT) for n in range(4)]
+    failed = _status("BAD000", ChipState.FAILED)
+
+    shown, hidden = layout_chips([*statuses, failed], ROW_HEIGHT)
+
+    assert shown[0] == failed
+    assert len(shown) + hidden == 5
+    assert hidden >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import (
     QModelIndex,
     QObject,
@@ -18,7 +20,12 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from eyer_desktop.core.exams import Laterality
 from eyer_desktop.gui.exams.labels import EYE_COLORS, eye_badge
 from eyer_desktop.gui.exams.model import LIST_THUMBNAIL_BOX, Role, Thumbnail
-from eyer_desktop.gui.exams.status import CHIP_COLORS, ServerStatus, chip_label
+from eyer_desktop.gui.exams.status import (
+    CHIP_COLORS,
+    ChipState,
+    ServerStatus,
+    chip_label,
+)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -27,6 +34,8 @@ THUMBNAIL_GAP = 6
 ROW_PADDING = 6
 CHIP_HEIGHT = 20
 CHIP_GAP = 4
+CHIP_LINE = CHIP_HEIGHT + CHIP_GAP
+CHIP_ORDER = tuple(ChipState)
 PLACEHOLDER_COLOR = QColor("#d7dce0")
 
 
@@ -146,12 +155,18 @@ class ThumbnailDelegate(_CellDelegate):
 
 
 class DeliveryChipDelegate(_CellDelegate):
-    """Paints one chip per server: its name and the delivery state."""
+    """Paints one chip per server, its name and the delivery state, one per line.
+
+    Chips needing attention come first (failed, sending, queued, paused, then
+    warnings and sent), so a server that has not taken the exam is never hidden
+    behind one that has. When the row has no room for every chip, the last line
+    says how many more there are.
+    """
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:  # noqa: N802
         statuses = index.data(Role.DELIVERY) or ()
         metrics = QFontMetrics(option.font)
-        width = sum(chip_width(metrics, status) + CHIP_GAP for status in statuses)
+        width = max((chip_width(metrics, status) for status in statuses), default=0)
         return QSize(width + 2 * ROW_PADDING, THUMBNAIL_BOX + 2 * ROW_PADDING)
 
     def paint_content(
@@ -162,8 +177,6 @@ class DeliveryChipDelegate(_CellDelegate):
         painter.setFont(option.font)
         metrics = QFontMetrics(option.font)
         rect = option.rect
-        left = rect.left() + ROW_PADDING
-        top = rect.top() + (rect.height() - CHIP_HEIGHT) // 2
         if not statuses:
             painter.setPen(option.palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(
@@ -172,24 +185,45 @@ class DeliveryChipDelegate(_CellDelegate):
                 self.tr("not sent yet"),
             )
             return
-        for status in statuses:
-            width = chip_width(metrics, status)
-            if left + width > rect.right() and left > rect.left() + ROW_PADDING:
-                painter.setPen(option.palette.color(QPalette.ColorRole.Text))
-                painter.drawText(
-                    QRect(left, top, rect.right() - left, CHIP_HEIGHT),
-                    Qt.AlignmentFlag.AlignVCenter,
-                    "\u2026",
-                )
-                break
+
+        shown, hidden = layout_chips(statuses, rect.height())
+        used = len(shown) + (hidden > 0)
+        top = rect.top() + (rect.height() - used * CHIP_LINE + CHIP_GAP) // 2
+        left = rect.left() + ROW_PADDING
+        room = rect.right() - ROW_PADDING - left
+        for status in shown:
+            width = min(chip_width(metrics, status), room)
             chip = QRect(left, top, width, CHIP_HEIGHT)
             background, foreground = CHIP_COLORS[status.state]
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(background)
             painter.drawRoundedRect(QRectF(chip), CHIP_HEIGHT / 2, CHIP_HEIGHT / 2)
             painter.setPen(foreground)
-            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text(status))
-            left += width + CHIP_GAP
+            text = metrics.elidedText(
+                chip_text(status), Qt.TextElideMode.ElideMiddle, width - CHIP_HEIGHT
+            )
+            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, text)
+            top += CHIP_LINE
+        if hidden:
+            painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+            painter.drawText(
+                QRect(left, top, room, CHIP_HEIGHT),
+                Qt.AlignmentFlag.AlignVCenter,
+                self.tr("+%n more server(s)", "", hidden),
+            )
+
+
+def layout_chips(
+    statuses: Sequence[ServerStatus], height: int
+) -> tuple[list[ServerStatus], int]:
+    """Return the chips that fit a cell of ``height``, most urgent first, and
+    the number left out (their line then says how many more there are).
+    """
+    ordered = sorted(statuses, key=lambda status: CHIP_ORDER.index(status.state))
+    lines = max(1, (height - 2 * ROW_PADDING + CHIP_GAP) // CHIP_LINE)
+    if len(ordered) <= lines:
+        return ordered, 0
+    return ordered[: lines - 1], len(ordered) - (lines - 1)
 
 
 def chip_width(metrics: QFontMetrics, status: ServerStatus) -> int:
