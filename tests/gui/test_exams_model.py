@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 
 from eyer_desktop.core.exams import ExamType, Laterality
 from eyer_desktop.core.outbox import DeliveryState, Route, items_of_exam
 from eyer_desktop.core.workspace import Workspace
-from eyer_desktop.gui.exams.delegate import ROW_PADDING, THUMBNAIL_BOX, layout_chips
+from eyer_desktop.gui.exams.delegate import (
+    ROW_PADDING,
+    THUMBNAIL_BOX,
+    fitted_chip_text,
+    layout_chips,
+)
 from eyer_desktop.gui.exams.model import Column, ExamListModel, Role, fold
 from eyer_desktop.gui.exams.proxy import ExamFilterProxy
 from eyer_desktop.gui.exams.status import ChipState, ServerStatus, chip_state
@@ -302,3 +309,16 @@ def test_chips_that_do_not_fit_are_counted() -> None:
     assert shown[0] == failed
     assert len(shown) + hidden == 5
     assert hidden >= 1
+
+
+def test_narrow_chip_keeps_state_and_shortens_name(qapp: QApplication) -> None:
+    metrics = QFontMetrics(qapp.font())
+    status = ServerStatus(
+        "ARC000", "Archive of the clinic (demo)", ChipState.SENT, 1, 1
+    )
+
+    text = fitted_chip_text(metrics, status, 120)
+
+    assert text.endswith(" \u00b7 sent")
+    assert text.startswith("Arch")
+    assert "\u2026" in text

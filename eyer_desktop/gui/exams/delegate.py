@@ -199,10 +199,11 @@ class DeliveryChipDelegate(_CellDelegate):
             painter.setBrush(background)
             painter.drawRoundedRect(QRectF(chip), CHIP_HEIGHT / 2, CHIP_HEIGHT / 2)
             painter.setPen(foreground)
-            text = metrics.elidedText(
-                chip_text(status), Qt.TextElideMode.ElideMiddle, width - CHIP_HEIGHT
+            painter.drawText(
+                chip,
+                Qt.AlignmentFlag.AlignCenter,
+                fitted_chip_text(metrics, status, width),
             )
-            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, text)
             top += CHIP_LINE
         if hidden:
             painter.setPen(option.palette.color(QPalette.ColorRole.Text))
@@ -229,6 +230,16 @@ def layout_chips(
 def chip_width(metrics: QFontMetrics, status: ServerStatus) -> int:
     """Return the width of a status chip in logical pixels."""
     return metrics.horizontalAdvance(chip_text(status)) + CHIP_HEIGHT
+
+
+def fitted_chip_text(metrics: QFontMetrics, status: ServerStatus, width: int) -> str:
+    """Return the chip text for a chip ``width`` wide, shortening the server
+    name, never the state, when the whole text does not fit.
+    """
+    state = f" \u00b7 {chip_label(status.state)}"
+    room = width - CHIP_HEIGHT - metrics.horizontalAdvance(state)
+    name = metrics.elidedText(status.server_name, Qt.TextElideMode.ElideRight, room)
+    return name + state
 
 
 def chip_text(status: ServerStatus) -> str:
