@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from eyer_desktop.core.exams import Exam
@@ -70,9 +71,19 @@ def window(qtbot: QtBot, workspace: Workspace, pools: Pools) -> Iterator[MainWin
 
 
 def close_when_idle(qtbot: QtBot, window: MainWindow, pools: Pools) -> None:
-    """Stop sending and wait for the workers, so closing shows no question."""
+    """Stop sending and wait for the workers, so closing shows no question.
+
+    The question is a modal message box, which would hang the test run. When
+    workers are still active after the wait, the window is deleted without
+    being closed, and the wait's timeout fails the test.
+    """
     window.sending.prepare_to_close()
-    qtbot.waitUntil(lambda: pools.active_count() == 0, timeout=20_000)
+    try:
+        qtbot.waitUntil(lambda: pools.active_count() == 0, timeout=20_000)
+    finally:
+        if pools.active_count():
+            window.deleteLater()
+            QApplication.processEvents()
 
 
 def states(workspace: Workspace, key: str) -> dict[DeliveryState, int]:
