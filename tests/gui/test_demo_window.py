@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from eyer_desktop.core.demo import DemoSetup, create_demo
@@ -29,6 +29,13 @@ def window(qtbot: QtBot, demo: DemoSetup, pools: Pools) -> Iterator[MainWindow]:
     created.show()
     yield created
     created.sending.prepare_to_close()
+    try:
+        qtbot.waitUntil(lambda: pools.active_count() == 0, timeout=20_000)
+    finally:
+        # Closing with active workers would show a modal question and hang.
+        if pools.active_count():
+            created.deleteLater()
+            QApplication.processEvents()
 
 
 @pytest.mark.integration
