@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QMessageBox
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from eyer_desktop.core.outbox import DeliveryItem, DeliveryState, Route
 from eyer_desktop.core.secrets import SERVICE_NAME, SecretStore
 from eyer_desktop.core.server_settings import (
     DicomStorageSettings,
@@ -185,6 +186,29 @@ def test_remove_cancelled_keeps_server(
 
     assert page.model.rowCount() == 2
     assert saved_servers(workspace).find(key) is not None
+
+
+def test_remove_cancels_waiting_deliveries(
+    qtbot: QtBot, page: ServersPage, workspace: Workspace
+) -> None:
+    key = add_storage_server(page)
+    workspace.outbox.enqueue(
+        [DeliveryItem("exam-1", "image-1", "2.25.1")], {key: Route.MIRROR}
+    )
+    page.select_key(key)
+    box = page.remove_selected()
+    assert box is not None
+    assert "which will be cancelled: 1" in box.informativeText()
+    remove = next(
+        button
+        for button in box.buttons()
+        if box.buttonRole(button) is QMessageBox.ButtonRole.DestructiveRole
+    )
+
+    qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
+
+    states = [d.state for d in workspace.outbox.deliveries(server_key=key)]
+    assert states == [DeliveryState.CANCELLED]
 
 
 def open_action_editor(qtbot: QtBot, page: ServersPage, row: int) -> QComboBox:

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 
 from eyer_desktop.core import servers as core_servers
 from eyer_desktop.core.errors import ConfigError, ValidationError
+from eyer_desktop.core.removal import unfinished_deliveries
 from eyer_desktop.core.server_settings import (
     DicomSettings,
     DicomWebSettings,
@@ -295,11 +296,16 @@ class ServersModel(QAbstractTableModel):
     def remove_server(self, key: str) -> Server | None:
         """Remove a server and save; return it, or None when it was rejected.
 
-        The caller deletes the server's keyring secret.
+        Its unfinished deliveries are cancelled, since no server will take them
+        (the confirmation the user answered says how many). The caller deletes
+        the server's keyring secret.
         """
         server = self._apply(lambda servers: servers.remove(key))
         if server is None:
             return None
+        outbox = self._workspace.outbox
+        pending = unfinished_deliveries(outbox, server_key=server.key)
+        outbox.cancel(delivery.delivery_id for delivery in pending)
         row = self.row_of(server.key)
         if row is not None:
             self.beginRemoveRows(QModelIndex(), row, row)

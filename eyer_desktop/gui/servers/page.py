@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from eyer_desktop.core.errors import EyerError, SecretStoreError, ValidationError
+from eyer_desktop.core.removal import unfinished_deliveries
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.server_settings import ServerKind
 from eyer_desktop.core.server_test import ServerTestReport, test_server
@@ -278,12 +279,19 @@ class ServersPage(QWidget):
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle(self.tr("Remove server"))
         box.setText(self.tr("Remove the server %s (%s)?") % (server.name, server.key))
-        box.setInformativeText(
-            self.tr(
-                "It will receive nothing more. Its key is never given to another "
-                "server, and its password or token is deleted from the keyring."
-            )
+        details = self.tr(
+            "It will receive nothing more. Its key is never given to another "
+            "server, and its password or token is deleted from the keyring."
         )
+        pending = len(
+            unfinished_deliveries(self.workspace.outbox, server_key=server.key)
+        )
+        if pending:
+            details += " " + (
+                self.tr("Deliveries still waiting for it, which will be cancelled: %s")
+                % pending
+            )
+        box.setInformativeText(details)
         remove = box.addButton(
             self.tr("Remove"), QMessageBox.ButtonRole.DestructiveRole
         )
