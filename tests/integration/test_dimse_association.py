@@ -18,6 +18,7 @@ from tests.helpers.dcmtk import (  # noqa: F401
     storescp_jpeg_fixture,
 )
 from tests.helpers.op_samples import write_op_files
+from tests.helpers.rejections import rejection_of
 from tests.helpers.tls_certs import TestPki, make_test_pki
 
 pytestmark = pytest.mark.integration
@@ -112,13 +113,14 @@ def test_echo_acse_timeout_on_silent_peer() -> None:
 
 def test_echo_unknown_called_ae_is_permanent(tmp_path: Path) -> None:
     with run_wlmscpfs(tmp_path / "worklists", ae_title="WLMSCP") as server:
-        with pytest.raises(DeliveryError) as caught:
-            echo(endpoint_at(server.port, called_ae="WRONGAET"))
+        error = rejection_of(
+            lambda: echo(endpoint_at(server.port, called_ae="WRONGAET"))
+        )
         round_trip = echo(endpoint_at(server.port, called_ae="WLMSCP"))
 
-    assert caught.value.transient is False
-    assert "'WRONGAET'" in str(caught.value)
-    assert "Called AE title not recognised" in str(caught.value)
+    assert error.transient is False
+    assert "'WRONGAET'" in str(error)
+    assert "Called AE title not recognised" in str(error)
     assert round_trip > 0
 
 

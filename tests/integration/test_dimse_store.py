@@ -36,6 +36,7 @@ from tests.helpers.op_samples import (
     make_op_dataset,
     write_op_files,
 )
+from tests.helpers.rejections import rejection_of
 
 pytestmark = pytest.mark.integration
 
@@ -354,12 +355,11 @@ def test_store_unknown_called_ae_is_permanent(tmp_path: Path) -> None:
     dataset = make_op_dataset(make_fundus_jpeg(64, 48))
     with run_wlmscpfs(tmp_path / "worklists", ae_title="WLMSCP") as server:
         endpoint = DicomEndpoint("127.0.0.1", server.port, "EYERDESKTOP", "NOSUCHAE")
-        with pytest.raises(DeliveryError) as caught:
-            store(endpoint, [dataset])
+        error = rejection_of(lambda: store(endpoint, [dataset]))
 
-    assert caught.value.transient is False
-    assert "NOSUCHAE" in str(caught.value)
-    assert "Called AE title not recognised" in str(caught.value)
+    assert error.transient is False
+    assert "NOSUCHAE" in str(error)
+    assert "Called AE title not recognised" in str(error)
 
 
 def test_store_server_down_is_transient(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from tests.helpers.dcmtk import (  # noqa: F401
     wlmscpfs_server_fixture,
     write_worklist_file,
 )
+from tests.helpers.rejections import rejection_of
 
 pytestmark = pytest.mark.integration
 
@@ -188,11 +189,10 @@ def test_worklist_failure_status_is_permanent(worklist: DcmtkServer) -> None:
 def test_worklist_unknown_called_ae_is_permanent(worklist: DcmtkServer) -> None:
     endpoint = DicomEndpoint("127.0.0.1", worklist.port, "EYERDESKTOP", "NOTHERE")
 
-    with pytest.raises(DeliveryError) as caught:
-        query_worklist(endpoint, WorklistQuery())
+    error = rejection_of(lambda: query_worklist(endpoint, WorklistQuery()))
 
-    assert caught.value.transient is False
-    assert "NOTHERE" in str(caught.value)
+    assert error.transient is False
+    assert "NOTHERE" in str(error)
 
 
 def test_worklist_rejected_by_storage_only_server(tmp_path: Path) -> None:
