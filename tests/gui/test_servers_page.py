@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -103,6 +104,25 @@ def test_invalid_ae_title_keeps_save_disabled(qtbot: QtBot, page: ServersPage) -
 
     type_into(qtbot, editor.called_ae_edit, "PACS1")
     assert not error.isVisible()
+    assert editor.ok_button.isEnabled()
+
+
+def test_missing_tls_file_keeps_save_disabled(
+    qtbot: QtBot, page: ServersPage, tmp_path: Path
+) -> None:
+    editor = page.add(ServerKind.DICOM_STORAGE)
+    fill_storage(qtbot, editor)
+    editor.tls_group.setChecked(True)
+    missing = tmp_path / "missing-ca.pem"
+
+    type_into(qtbot, editor.tls_ca_field.line_edit, str(missing))
+
+    error = editor.tls_rows.errors["CA file"]
+    assert error.text().startswith("Does not exist")
+    assert not editor.ok_button.isEnabled()
+
+    missing.write_text("-----BEGIN CERTIFICATE-----\n")
+    type_into(qtbot, editor.tls_ca_field.line_edit, str(missing))
     assert editor.ok_button.isEnabled()
 
 
@@ -318,11 +338,15 @@ def test_bearer_token_kept_when_left_empty(
     assert memory_keyring.entries == {(SERVICE_NAME, server.key): "token-1"}
 
 
-def test_tls_client_key_needs_certificate(qtbot: QtBot, page: ServersPage) -> None:
+def test_tls_client_key_needs_certificate(
+    qtbot: QtBot, page: ServersPage, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "client.key"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
     editor = page.add(ServerKind.DICOM_STORAGE)
     fill_storage(qtbot, editor)
     editor.tls_group.setChecked(True)
-    type_into(qtbot, editor.tls_key_field.line_edit, "/etc/eyer/client.key")
+    type_into(qtbot, editor.tls_key_field.line_edit, str(key_file))
 
     message = editor.tls_rows.errors["Client key"].text()
     assert message.startswith("Is set without a client certificate")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import Qt
@@ -38,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from eyer_desktop.core.errors import EyerError, SecretStoreError, ValidationError
 from eyer_desktop.core.fields import (
+    check_file_exists,
     validate_ae_title,
     validate_base_url,
     validate_host,
@@ -742,9 +744,7 @@ class ServerEditor(QDialog):
         if url_text or not is_primary:
             # Only the primary cloud may stay without a base URL (not configured).
             base_url = _check(errors, lambda: validate_base_url(url_text))
-        ca_file = _check(
-            errors, lambda: validate_optional_path(self.web_ca_field.text(), "CA file")
-        )
+        ca_file = _check_path(errors, self.web_ca_field, "CA file")
         if errors:
             return None
         return _check(
@@ -980,7 +980,16 @@ def _check(errors: Errors, build: Callable[[], T]) -> T | None:
 
 
 def _check_path(errors: Errors, widget: PathField, field: str) -> Any:
-    return _check(errors, lambda: validate_optional_path(widget.text(), field))
+    """Return the path typed in ``widget``, or None after recording why it is
+    invalid: malformed, or not an existing file.
+    """
+
+    def build() -> Path | None:
+        path = validate_optional_path(widget.text(), field)
+        check_file_exists(path, field)
+        return path
+
+    return _check(errors, build)
 
 
 def _select(combo: QComboBox, value: str) -> None:
