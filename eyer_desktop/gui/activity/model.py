@@ -18,7 +18,6 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -33,6 +32,7 @@ from eyer_desktop.gui.activity.labels import (
     time_label,
 )
 from eyer_desktop.gui.activity.loader import ActivitySnapshot, ExamInfo
+from eyer_desktop.gui.table_model import FlatTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -89,7 +89,7 @@ def fold(text: str) -> str:
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
-class ActivityModel(QAbstractTableModel):
+class ActivityModel(FlatTableModel):
     """The deliveries of the outbox.
 
     Args:
@@ -112,41 +112,21 @@ class ActivityModel(QAbstractTableModel):
 
     # Qt model interface
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
+    COLUMN_COUNT = len(Column)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(Column)
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def headerData(  # noqa: N802
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is not Qt.Orientation.Horizontal
-            or role != Qt.ItemDataRole.DisplayRole
-            or not 0 <= section < len(Column)
-        ):
-            return None
-        return self._header_titles()[Column(section)]
-
-    def _header_titles(self) -> dict[Column, str]:
-        return {
-            Column.EXAM: self.tr("Exam"),
-            Column.IMAGE: self.tr("Image"),
-            Column.SERVER: self.tr("Server"),
-            Column.STATE: self.tr("State"),
-            Column.ATTEMPTS: self.tr("Attempts"),
-            Column.NEXT_ATTEMPT: self.tr("Next attempt"),
-            Column.LAST_ERROR: self.tr("Last error"),
-        }
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def column_titles(self) -> list[str]:
+        return [
+            self.tr("Exam"),
+            self.tr("Image"),
+            self.tr("Server"),
+            self.tr("State"),
+            self.tr("Attempts"),
+            self.tr("Next attempt"),
+            self.tr("Last error"),
+        ]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # A view requests many roles per cell and each call costs the GUI

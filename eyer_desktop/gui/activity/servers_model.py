@@ -18,7 +18,6 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QObject,
@@ -31,6 +30,7 @@ from eyer_desktop.core.delivery import ServerPhase, ServerProgress
 from eyer_desktop.core.outbox import DeliveryState, PauseReason
 from eyer_desktop.core.servers import Server, ServerAction
 from eyer_desktop.gui.activity.loader import ServerSummary
+from eyer_desktop.gui.table_model import FlatTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -206,7 +206,7 @@ class _Row:
     progress: ServerProgress | None = None
 
 
-class ServerStatusModel(QAbstractTableModel):
+class ServerStatusModel(FlatTableModel):
     """The status of every storage server."""
 
     def __init__(
@@ -223,38 +223,20 @@ class ServerStatusModel(QAbstractTableModel):
 
     # Qt model interface
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
+    COLUMN_COUNT = len(Column)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(Column)
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def headerData(  # noqa: N802
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is not Qt.Orientation.Horizontal
-            or role != Qt.ItemDataRole.DisplayRole
-            or not 0 <= section < len(Column)
-        ):
-            return None
-        titles = {
-            Column.SERVER: self.tr("Server"),
-            Column.ACTION: self.tr("Action"),
-            Column.STATUS: self.tr("Status"),
-            Column.WAITING: self.tr("Waiting"),
-            Column.SENT: self.tr("Sent"),
-            Column.FAILED: self.tr("Failed"),
-        }
-        return titles[Column(section)]
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def column_titles(self) -> list[str]:
+        return [
+            self.tr("Server"),
+            self.tr("Action"),
+            self.tr("Status"),
+            self.tr("Waiting"),
+            self.tr("Sent"),
+            self.tr("Failed"),
+        ]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -9,7 +9,6 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QCoreApplication,
     QModelIndex,
     QObject,
@@ -34,6 +33,7 @@ from eyer_desktop.gui.exams.status import (
     chip_label,
     server_status,
 )
+from eyer_desktop.gui.table_model import FlatTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -109,7 +109,7 @@ class ServerColumn(IntEnum):
     LAST_ERROR = 3
 
 
-class ServerDeliveryModel(QAbstractTableModel):
+class ServerDeliveryModel(FlatTableModel):
     """One row per server that an exam was queued for."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -121,31 +121,18 @@ class ServerDeliveryModel(QAbstractTableModel):
         self._rows = list(rows)
         self.endResetModel()
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
+    COLUMN_COUNT = len(ServerColumn)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(ServerColumn)
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def headerData(  # noqa: N802
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation != Qt.Orientation.Horizontal
-            or role != Qt.ItemDataRole.DisplayRole
-            or not 0 <= section < len(ServerColumn)
-        ):
-            return None
-        titles = (
+    def column_titles(self) -> list[str]:
+        return [
             self.tr("Server"),
             self.tr("Status"),
             self.tr("Delivered"),
             self.tr("Last error"),
-        )
-        return titles[section]
+        ]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
@@ -201,7 +188,7 @@ def event_label(kind: EventKind) -> str:
     return labels[kind]
 
 
-class DeliveryHistoryModel(QAbstractTableModel):
+class DeliveryHistoryModel(FlatTableModel):
     """The delivery events of one exam, newest first."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -223,32 +210,19 @@ class DeliveryHistoryModel(QAbstractTableModel):
         self._server_name = server_name
         self.endResetModel()
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._events)
+    COLUMN_COUNT = len(EventColumn)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(EventColumn)
+    def row_count(self) -> int:
+        return len(self._events)
 
-    def headerData(  # noqa: N802
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation != Qt.Orientation.Horizontal
-            or role != Qt.ItemDataRole.DisplayRole
-            or not 0 <= section < len(EventColumn)
-        ):
-            return None
-        titles = (
+    def column_titles(self) -> list[str]:
+        return [
             self.tr("Time"),
             self.tr("Server"),
             self.tr("Image"),
             self.tr("Event"),
             self.tr("Detail"),
-        )
-        return titles[section]
+        ]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._events):

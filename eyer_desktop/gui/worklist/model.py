@@ -14,7 +14,6 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -25,6 +24,7 @@ from PySide6.QtCore import (
 from eyer_desktop.core.exams import Sex
 from eyer_desktop.core.library import patient_display_name
 from eyer_desktop.core.net.worklist import WorklistItem
+from eyer_desktop.gui.table_model import FlatTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -67,46 +67,28 @@ def _scheduled_sort_key(item: WorklistItem) -> str:
     return f"{date.isoformat()}T{time.isoformat()}"
 
 
-class WorklistModel(QAbstractTableModel):
+class WorklistModel(FlatTableModel):
     """The items a worklist query returned."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._items: list[WorklistItem] = []
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._items)
+    COLUMN_COUNT = len(Column)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(Column)
+    def row_count(self) -> int:
+        return len(self._items)
 
-    def headerData(  # noqa: N802
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is not Qt.Orientation.Horizontal
-            or role != Qt.ItemDataRole.DisplayRole
-            or not 0 <= section < len(Column)
-        ):
-            return None
-        titles = {
-            Column.SCHEDULED: self.tr("Scheduled"),
-            Column.PATIENT: self.tr("Patient"),
-            Column.PATIENT_ID: self.tr("Patient ID"),
-            Column.BIRTH_DATE: self.tr("Birth date"),
-            Column.SEX: self.tr("Sex"),
-            Column.ACCESSION: self.tr("Accession"),
-            Column.PROCEDURE: self.tr("Procedure"),
-        }
-        return titles[Column(section)]
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def column_titles(self) -> list[str]:
+        return [
+            self.tr("Scheduled"),
+            self.tr("Patient"),
+            self.tr("Patient ID"),
+            self.tr("Birth date"),
+            self.tr("Sex"),
+            self.tr("Accession"),
+            self.tr("Procedure"),
+        ]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._items):
