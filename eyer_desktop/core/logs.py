@@ -69,7 +69,7 @@ def configure_logging(
             file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
             _install(file_handler)
 
-    # pynetdicom logs every PDU at DEBUG and, unless told otherwise, the
+    # pynetdicom logs every PDU at DEBUG and, unless configured otherwise, the
     # identifiers of queries, which carry patient data. Its errors (rejected
     # or aborted associations) reach the user as DeliveryError messages that
     # name the server, so its own copy of each is left out.

@@ -67,18 +67,6 @@ class Page:
     file_actions: Sequence[QAction] = field(default=())
 
 
-class PlaceholderPage(QWidget):
-    """An empty page that says what will be shown there."""
-
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        label = QLabel(text, self)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(label)
-
-
 def create_pages(
     workspace: Workspace, pools: Pools, sending: SendingService
 ) -> list[Page]:

@@ -335,8 +335,8 @@ def _keep_responses_for_sender(assoc: Association) -> None:
     come too late: the reactor then takes the response, logs "Received
     unexpected C-STORE service message", and the sender waits until the DIMSE
     timeout. The associations opened here never serve requests, so the
-    reactor's polls are answered with no message and every response goes to
-    the waiting sender.
+    reactor's polls get no message and every response goes to the waiting
+    sender.
     """
     get_message = assoc.dimse.get_msg
 

@@ -218,7 +218,7 @@ def layout_chips(
     statuses: Sequence[ServerStatus], height: int
 ) -> tuple[list[ServerStatus], int]:
     """Return the chips that fit a cell of ``height``, most urgent first, and
-    the number left out (their line then says how many more there are).
+    the number left out (the last line then counts them).
     """
     ordered = sorted(statuses, key=lambda status: CHIP_ORDER.index(status.state))
     lines = max(1, (height - 2 * ROW_PADDING + CHIP_GAP) // CHIP_LINE)
