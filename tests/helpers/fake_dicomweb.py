@@ -2,9 +2,10 @@
 
 Tests against Orthanc cover what a real server does. Orthanc 1.10.1 with the
 DICOMweb 1.7 plugin cannot be made to return HTTP 5xx, 202, 409, 413 or 415,
-to send warning or failure reasons, to stall, or to drop a connection, and it
-crashes when it serves HTTPS. The tests of those cases use this fake, which
-records every request it receives so tests can check what the client sent.
+to send warning or failure reasons or a malformed body, to stall, or to drop
+a connection, and it crashes when it serves HTTPS. The tests of those cases
+use this fake, which records every request it receives so tests can check
+what the client sent.
 """
 
 from __future__ import annotations
@@ -65,6 +66,22 @@ def dicom_json_reply(status: int, document: dict[str, Any]) -> FakeReply:
         body=json.dumps(document).encode(),
         headers={"Content-Type": "application/dicom+json"},
     )
+
+
+def malformed_reply(status: int, body: bytes) -> FakeReply:
+    """Return a reply whose body is labelled DICOM JSON, whatever it contains."""
+    return FakeReply(
+        status=status, body=body, headers={"Content-Type": "application/dicom+json"}
+    )
+
+
+def nested_json(depth: int) -> bytes:
+    """Return valid JSON: an array nested ``depth`` levels deep.
+
+    Python's json parser raises RecursionError from about 1,000 levels on,
+    with the default recursion limit.
+    """
+    return b"[" * depth + b"]" * depth
 
 
 def store_response(

@@ -10,9 +10,10 @@ installer.
 
 Every failure raises :class:`~eyer_desktop.core.errors.DeliveryError`.
 ``transient`` is True when a later retry may succeed unchanged: connection
-errors, timeouts, HTTP 408, 429 and 5xx. Any other HTTP error status is
-permanent and its message names the cause and the fix. Passwords and tokens
-never appear in messages or logs.
+errors, timeouts, HTTP 408, 429 and 5xx, and a STOW-RS response of HTTP 200
+or 202 whose body is not a Store Instances Response in DICOM JSON. Any other
+HTTP error status is permanent and its message names the cause and the fix.
+Passwords and tokens never appear in messages or logs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydicom import dcmread
+from pydicom.datadict import keyword_for_tag
 from pydicom.errors import InvalidDicomError
 
 from eyer_desktop import __version__
@@ -354,7 +356,13 @@ class DicomWebClient:
             ) from err
 
         uids = [part.sop_instance_uid for part in parts]
-        outcomes = _parse_outcomes(uids, response)
+        try:
+            outcomes = _parse_outcomes(uids, response)
+        except _MalformedBodyError as err:
+            if response.status in (200, 202):
+                raise _malformed_store_response(operation, response, uids, err) from err
+            # The error status alone explains why the request failed.
+            outcomes = _unreported_outcomes(uids, f"the response body {err}")
         if response.status in (200, 202):
             return _accepted(response.status, outcomes)
         raise _stow_error(operation, response, outcomes, self._auth, length)
@@ -375,17 +383,18 @@ class DicomWebClient:
         if response.status != 200:
             raise _http_error(operation, response, self._auth, "query studies")
         try:
-            document = json.loads(response.body)
-        except ValueError:
-            document = None
-        if not isinstance(document, list):
+            _check_query_result(response.body)
+        except _MalformedBodyError as err:
+            # Permanent, because a query response that is not a DICOM JSON
+            # list comes from a URL that is not a DICOMweb service root, and
+            # a retry does not change the URL.
             raise DeliveryError(
-                f"{operation} failed: the server did not return DICOM JSON. "
-                "Check that the base URL is the DICOMweb service root, "
-                "e.g. https://cloud.example.com/dicom-web",
+                f"{operation} failed: the server did not return DICOM JSON "
+                f"(the response body {err}). Check that the base URL is the "
+                "DICOMweb service root, e.g. https://cloud.example.com/dicom-web",
                 transient=False,
                 code=response.status,
-            )
+            ) from err
         logger.info("connection test of %s passed", self.base_url)
 
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
@@ -607,6 +616,13 @@ def _receive(connection: http.client.HTTPConnection) -> _Response:
 # Response parsing
 
 
+class _MalformedBodyError(Exception):
+    """A response body is not the DICOM JSON that the request expects.
+
+    The message completes the sentence "The response body ...".
+    """
+
+
 def _parse_outcomes(
     uids: Sequence[str], response: _Response
 ) -> tuple[InstanceOutcome, ...]:
@@ -614,8 +630,12 @@ def _parse_outcomes(
 
     HTTP 200 promises that every instance was stored, so an instance the body
     does not list counts as stored. After any other status it counts as failed.
+
+    Raises:
+        _MalformedBodyError: The body is neither empty nor a Store Instances
+            Response in DICOM JSON.
     """
-    reported = _reported_outcomes(_decode_dicom_json(response))
+    reported = _reported_outcomes(_store_response_document(response.body))
     outcomes = []
     for uid in uids:
         outcome = reported.get(uid)
@@ -629,26 +649,78 @@ def _parse_outcomes(
     return tuple(outcomes)
 
 
-def _decode_dicom_json(response: _Response) -> dict[str, Any]:
+def _unreported_outcomes(
+    uids: Sequence[str], reason: str
+) -> tuple[InstanceOutcome, ...]:
+    return tuple(
+        InstanceOutcome(uid, InstanceStatus.FAILED, None, reason) for uid in uids
+    )
+
+
+def _decode_json(body: bytes) -> object:
+    """Parse a response body as JSON.
+
+    Raises:
+        _MalformedBodyError: The body is not JSON, or nests arrays or objects
+            deeper than the parser's recursion limit.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError as err:
+        raise _MalformedBodyError("nests arrays or objects too deeply") from err
+    except ValueError as err:
+        # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8.
+        if len(body) >= MAX_RESPONSE_BYTES:
+            limit = MAX_RESPONSE_BYTES // (1024 * 1024)
+            raise _MalformedBodyError(
+                f"is larger than {limit} MiB, the maximum that is read"
+            ) from err
+        raise _MalformedBodyError(f"is not valid JSON ({err})") from err
+
+
+def _store_response_document(body: bytes) -> dict[str, Any]:
+    """Return the data set of a Store Instances Response body.
+
+    An empty body is an empty data set. DICOM JSON puts the data sets of a
+    query result in an array, so an empty array is read as an empty data set
+    too, and an array of one object as that object.
+
+    Raises:
+        _MalformedBodyError: The body is not a DICOM JSON data set, or its
+            Referenced or Failed SOP Sequence is not in DICOM JSON form.
+    """
     # The Content-Type is not checked because some servers (Orthanc 1.10.1
     # with DICOMweb 1.7 on HTTP 400) send DICOM JSON without one.
-    if not response.body.strip():
+    if not body.strip():
         return {}
-    try:
-        document = json.loads(response.body)
-    except ValueError:
-        logger.debug("STOW-RS response of HTTP %d is not JSON", response.status)
-        return {}
-    return document if isinstance(document, dict) else {}
+    document = _decode_json(body)
+    if isinstance(document, list) and len(document) <= 1:
+        document = document[0] if document else {}
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        raise _MalformedBodyError(f"is a JSON {kind}, not a DICOM JSON object")
+    return document
+
+
+def _check_query_result(body: bytes) -> None:
+    """Check that a QIDO-RS response body is a DICOM JSON list of data sets.
+
+    Raises:
+        _MalformedBodyError: It is not.
+    """
+    document = _decode_json(body)
+    if not isinstance(document, list):
+        kind = type(document).__name__
+        raise _MalformedBodyError(f"is a JSON {kind}, not a list")
+    if not all(isinstance(item, dict) for item in document):
+        raise _MalformedBodyError("is a JSON list of values that are not objects")
 
 
 def _reported_outcomes(document: dict[str, Any]) -> dict[str, InstanceOutcome]:
     reported: dict[str, InstanceOutcome] = {}
     for item in _sequence_items(document, REFERENCED_SOP_SEQUENCE):
-        uid = _first_value(item, REFERENCED_SOP_INSTANCE_UID)
+        uid = _referenced_uid(item, REFERENCED_SOP_SEQUENCE)
         code = _reason_code(item, WARNING_REASON)
-        if not isinstance(uid, str):
-            continue
         if code is None:
             reported[uid] = InstanceOutcome(uid, InstanceStatus.STORED)
         else:
@@ -658,38 +730,72 @@ def _reported_outcomes(document: dict[str, Any]) -> dict[str, InstanceOutcome]:
 
     # A failure overrides a reference to the same instance.
     for item in _sequence_items(document, FAILED_SOP_SEQUENCE):
-        uid = _first_value(item, REFERENCED_SOP_INSTANCE_UID)
+        uid = _referenced_uid(item, FAILED_SOP_SEQUENCE)
         code = _reason_code(item, FAILURE_REASON)
-        if not isinstance(uid, str):
-            continue
         reason = "no failure reason given" if code is None else describe_reason(code)
         reported[uid] = InstanceOutcome(uid, InstanceStatus.FAILED, code, reason)
     return reported
 
 
+def _tag_name(key: str) -> str:
+    """Return a DICOM JSON key with its keyword, e.g. ``FailureReason (00081197)``."""
+    return f"{keyword_for_tag(int(key, 16))} ({key})"
+
+
 def _sequence_items(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
     element = document.get(key)
-    values = element.get("Value") if isinstance(element, dict) else None
-    if not isinstance(values, list):
+    if element is None:
         return []
-    return [item for item in values if isinstance(item, dict)]
+    values = element.get("Value", []) if isinstance(element, dict) else None
+    if not isinstance(values, list) or not all(
+        isinstance(item, dict) for item in values
+    ):
+        raise _MalformedBodyError(
+            f"has a {_tag_name(key)} that is not a DICOM JSON sequence of objects"
+        )
+    return values
 
 
 def _first_value(item: dict[str, Any], key: str) -> object:
+    """Return the first value of an element, or None when it has none."""
     element = item.get(key)
-    values = element.get("Value") if isinstance(element, dict) else None
-    if isinstance(values, list) and values:
-        return values[0]
-    return None
+    if element is None:
+        return None
+    values = element.get("Value", []) if isinstance(element, dict) else None
+    if not isinstance(values, list):
+        raise _MalformedBodyError(
+            f"has a {_tag_name(key)} that is not a DICOM JSON element"
+        )
+    return values[0] if values else None
+
+
+def _referenced_uid(item: dict[str, Any], sequence_key: str) -> str:
+    uid = _first_value(item, REFERENCED_SOP_INSTANCE_UID)
+    if not isinstance(uid, str) or not uid:
+        raise _MalformedBodyError(
+            f"has an item of {_tag_name(sequence_key)} without a "
+            f"{_tag_name(REFERENCED_SOP_INSTANCE_UID)}"
+        )
+    return uid
 
 
 def _reason_code(item: dict[str, Any], key: str) -> int | None:
+    """Return a US reason code, which some servers send as a decimal string."""
     value = _first_value(item, key)
+    if value is None:
+        return None
+    code: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+        code = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 5:
+            code = int(text)
+    if code is None or not 0 <= code <= 0xFFFF:
+        raise _MalformedBodyError(
+            f"has a {_tag_name(key)} that is not a number from 0 to 65535"
+        )
+    return code
 
 
 def _accepted(status: int, outcomes: tuple[InstanceOutcome, ...]) -> StowResult:
@@ -734,6 +840,28 @@ def _stow_error(
     return StowError(
         str(error), transient=error.transient, code=error.code, outcomes=outcomes
     )
+
+
+def _malformed_store_response(
+    operation: str,
+    response: _Response,
+    uids: Sequence[str],
+    problem: _MalformedBodyError,
+) -> StowError:
+    # Transient, because the server accepted the request and a resend is
+    # harmless: each instance keeps its SOP Instance UID, so the archive
+    # updates a copy it already stores. Such a body comes, for example, from
+    # a proxy's or captive portal's page, or from a connection closed in the
+    # middle of the body, and those pass.
+    message = (
+        f"{operation} failed: the server returned HTTP {response.status} "
+        f"{response.reason}, but the response body {problem}, so it is unknown "
+        "which instances it stored. They are sent again later. If this repeats, "
+        "check that the base URL is the DICOMweb service root, "
+        "e.g. https://cloud.example.com/dicom-web"
+    )
+    outcomes = _unreported_outcomes(uids, "the response body is not readable")
+    return StowError(message, transient=True, code=response.status, outcomes=outcomes)
 
 
 def _conflict_error(operation: str, outcomes: tuple[InstanceOutcome, ...]) -> StowError:

@@ -208,16 +208,6 @@ def test_store_failure_without_reason(
     assert result.failed[0].reason == "no failure reason given"
 
 
-def test_store_malformed_json_reply(
-    client: DicomWebClient, fake_dicomweb: FakeDicomWebServer, files: list[Path]
-) -> None:
-    fake_dicomweb.queue(FakeReply(status=202, body=b"{not json"))
-
-    result = client.store(files)
-
-    assert len(result.failed) == 3
-
-
 # Rejected requests
 
 
