@@ -19,7 +19,7 @@ import re
 import tempfile
 import unicodedata
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
@@ -69,6 +69,12 @@ CAPTURE_CLOCK_TOLERANCE = dt.timedelta(days=1)
 # Nearly every recorded refractive error lies inside this range, so a value
 # outside it is most likely a typing mistake (1e300, a missing decimal point).
 DIOPTER_MAX = 30.0
+
+# Levels of objects and lists allowed in the anamnesis, its own braces
+# included. An anamnesis such as {"diabetes": "yes"} is one level deep.
+# Conversion walks the anamnesis recursively, so a much deeper value that the
+# JSON parser accepts could still exceed Python's recursion limit there.
+ANAMNESIS_DEPTH_MAX = 16
 
 _TOP_KEYS = frozenset(
     {
@@ -356,6 +362,26 @@ def _image_to_json(image: ExamImage) -> dict[str, Any]:
     return data
 
 
+def _nesting_depth(value: object) -> int:
+    """Return how many objects and lists deep a JSON value nests, 0 for a scalar.
+
+    It walks the value with a stack of its own, so no depth raises RecursionError.
+    """
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -435,13 +461,25 @@ class _ManifestReader:
             images=images,
             uids=self.uids(top.get("uids", {}), exam_id, images),
             sequence_number=self.sequence_number(top.get("sequence_number", 1)),
-            anamnesis=self.json_object(top.get("anamnesis", {}), "anamnesis"),
+            anamnesis=self.anamnesis(top.get("anamnesis", {})),
             diopters=self.diopters(top.get("diopters", {})),
             pupil_dilated=self.optional_bool(top.get("pupil_dilated"), "pupil_dilated"),
             device=self.device(top.get("device", {})),
             stereo_pairs=stereo_pairs,
             worklist=self.worklist(top.get("worklist")),
         )
+
+    def anamnesis(self, value: object) -> dict[str, Any]:
+        anamnesis = self.json_object(value, "anamnesis")
+        if _nesting_depth(anamnesis) > ANAMNESIS_DEPTH_MAX:
+            self.add(
+                "anamnesis",
+                None,
+                f"nests objects or lists more than {ANAMNESIS_DEPTH_MAX} levels deep",
+                'Write the answers as one flat object, e.g. {"diabetes": "yes"}',
+            )
+            return {}
+        return anamnesis
 
     def format_is_supported(self, top: dict[str, Any]) -> bool:
         name = top.get("format", _MISSING)

@@ -22,6 +22,7 @@ from eyer_desktop.core.exams import (
     image_sop_instance_uid,
 )
 from eyer_desktop.core.manifest import (
+    ANAMNESIS_DEPTH_MAX,
     ExamValidationError,
     exam_from_json,
     is_valid_uid,
@@ -180,6 +181,35 @@ def test_save_rejects_non_json_anamnesis(tmp_path: Path) -> None:
     assert caught.value.problems[0].field == "anamnesis"
 
 
+def test_anamnesis_depth_limit(tmp_path: Path) -> None:
+    deep: object = "turva"
+    for _ in range(ANAMNESIS_DEPTH_MAX - 1):
+        deep = [deep]
+    folder = write_exam_folder(tmp_path / "exam", manifest_data(anamnesis={"n": deep}))
+    exam = load_exam(folder)
+    exam.anamnesis = {"n": [deep]}
+
+    with pytest.raises(ExamValidationError) as caught:
+        save_exam(exam, folder)
+
+    assert caught.value.problems[0].field == "anamnesis"
+    assert load_exam(folder).anamnesis == {"n": deep}
+
+
+def test_anamnesis_far_too_deep_reported(tmp_path: Path) -> None:
+    deep: object = "turva"
+    for _ in range(900):
+        deep = [deep]
+    folder = write_exam_folder(tmp_path / "exam", manifest_data(anamnesis={"n": deep}))
+
+    problems = problems_of(folder)
+
+    assert problems == [
+        "anamnesis: nests objects or lists more than 16 levels deep. Write the "
+        'answers as one flat object, e.g. {"diabetes": "yes"}'
+    ]
+
+
 def test_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     folder = write_exam_folder(tmp_path / "exam")
     exam = load_exam(folder)
@@ -247,6 +277,11 @@ INVALID_CASES = [
     ("sequence_number", 0, "sequence_number 0: is not a whole number"),
     ("sequence_number", True, "is not a whole number"),
     ("anamnesis", ["diabetes"], "anamnesis '[\"diabetes\"]': is not a JSON object"),
+    (
+        "anamnesis",
+        {"notes": [[[[[[[[[[[[[[[["turva"]]]]]]]]]]]]]]]]},
+        "anamnesis: nests objects or lists more than 16 levels deep",
+    ),
     ("device.clinic_name", "c" * 65, "device.clinic_name"),
     ("device.serial_number", "A\\B", "contains a backslash"),
     ("worklist", {"accession_number": "A" * 17}, "worklist.accession_number"),
