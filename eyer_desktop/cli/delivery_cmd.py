@@ -102,6 +102,22 @@ def _register_outbox(
     retry.add_argument("--server", metavar="KEY", help="with --all-failed: one server")
     retry.set_defaults(handler=retry_outbox)
 
+    retry_now = commands.add_parser(
+        "retry-now",
+        help="make failed deliveries, and those waiting to retry, due now",
+        description=(
+            "Queue failed deliveries again and make those waiting out a retry "
+            "delay due now, as Retry Now on the Activity page does. 'outbox "
+            "run' then sends them, or the desktop application when it is open. "
+            "Deliveries to a paused server stay paused."
+        ),
+    )
+    retry_now.add_argument("--server", metavar="KEY", help="only to this server")
+    retry_now.add_argument(
+        "--exam", metavar="EXAM", help="only of this exam (id or prefix)"
+    )
+    retry_now.set_defaults(handler=retry_outbox_now)
+
     cancel = commands.add_parser("cancel", help="cancel queued or failed deliveries")
     cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
     cancel.set_defaults(handler=cancel_outbox)
@@ -348,6 +364,14 @@ def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
             "outbox retry", None, "needs delivery ids", "Give ids or --all-failed"
         )
     print(f"{count} deliveries queued again")
+    return 0
+
+
+def retry_outbox_now(context: Workspace, args: argparse.Namespace) -> int:
+    exam_id = resolve_outbox_exam_argument(context, args.exam) if args.exam else None
+    server_key = _outbox_server_key(context, args.server) if args.server else None
+    count = context.outbox.retry_now(server_key=server_key, exam_id=exam_id)
+    print(f"{count} deliveries due now")
     return 0
 
 

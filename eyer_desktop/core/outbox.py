@@ -1090,25 +1090,89 @@ class Outbox:
                     DeliveryState.CANCELLED,
                 ):
                     continue
-                db.execute(
-                    "UPDATE deliveries SET state = ?, attempts = 0, "
-                    "next_attempt_at = ?, last_error = NULL, error_class = NULL, "
-                    "status_code = NULL, updated_at = ? WHERE id = ?",
-                    (
-                        self._waiting_state(db, delivery.server_key),
-                        now,
-                        now,
-                        delivery_id,
-                    ),
-                )
-                self._log_event(db, delivery, EventKind.RETRY_REQUESTED, now, attempt=0)
+                self._queue_again(db, delivery, now)
                 retried += 1
         return retried
+
+    def _queue_again(
+        self, db: sqlite3.Connection, delivery: Delivery, now: float
+    ) -> None:
+        """Queue a failed or cancelled delivery again, due now, attempts reset to 0."""
+        db.execute(
+            "UPDATE deliveries SET state = ?, attempts = 0, "
+            "next_attempt_at = ?, last_error = NULL, error_class = NULL, "
+            "status_code = NULL, updated_at = ? WHERE id = ?",
+            (
+                self._waiting_state(db, delivery.server_key),
+                now,
+                now,
+                delivery.delivery_id,
+            ),
+        )
+        self._log_event(db, delivery, EventKind.RETRY_REQUESTED, now, attempt=0)
 
     def retry_failed(self, server_key: str | None = None) -> int:
         """Queue again every failed delivery, or every failed one to one server."""
         failed = self.deliveries(server_key=server_key, states=[DeliveryState.FAILED])
         return self.retry(delivery.delivery_id for delivery in failed)
+
+    def retry_now(
+        self, *, server_key: str | None = None, exam_id: str | None = None
+    ) -> int:
+        """Make failed deliveries, and queued ones waiting out a backoff, due now.
+
+        Failed deliveries are queued again with their attempts reset to 0, as
+        :meth:`retry` does. Queued deliveries due later keep their attempt
+        count, so a new failure continues their backoff. A paused server's
+        deliveries stay paused, and its failed ones become paused. Without
+        ``server_key`` or ``exam_id``, deliveries of every server or exam change.
+
+        Returns:
+            The number of deliveries changed.
+        """
+        now = self.clock()
+        conditions = ["(state = ? OR (state = ? AND next_attempt_at > ?))"]
+        parameters: list[object] = [DeliveryState.FAILED, DeliveryState.QUEUED, now]
+        for column, value in (("server_key", server_key), ("exam_id", exam_id)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+
+        changed = 0
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "
+                f"WHERE {' AND '.join(conditions)} ORDER BY id",
+                parameters,
+            ).fetchall()
+            for row in rows:
+                self._retry_one_now(db, _delivery_from_row(row), now)
+                changed += 1
+
+        if changed:
+            logger.info(
+                "Made %d deliveries due now on request (server %s, exam %s)",
+                changed,
+                server_key or "any",
+                exam_id or "any",
+            )
+        return changed
+
+    def _retry_one_now(
+        self, db: sqlite3.Connection, delivery: Delivery, now: float
+    ) -> None:
+        if delivery.state is DeliveryState.FAILED:
+            self._queue_again(db, delivery, now)
+            return
+
+        self._set_due(db, delivery.delivery_id, DeliveryState.QUEUED, now)
+        self._log_event(
+            db,
+            delivery,
+            EventKind.RETRY_REQUESTED,
+            now,
+            detail="made due now instead of at the end of its backoff",
+        )
 
     def cancel(self, delivery_ids: Iterable[int]) -> int:
         """Cancel queued, paused or failed deliveries.

@@ -40,7 +40,7 @@ from eyer_desktop.core.delivery import (
     ServerProgress,
 )
 from eyer_desktop.core.errors import ValidationError
-from eyer_desktop.core.outbox import Outbox, PauseReason
+from eyer_desktop.core.outbox import Outbox
 from eyer_desktop.core.routing import ServerView
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.sending import create_engine
@@ -384,21 +384,12 @@ class SendingService(QObject):
     def retry_server_now(self, server_key: str) -> None:
         """Send a server's failed deliveries, and those waiting to retry, now.
 
-        Waiting deliveries are made due by a pause and a resume of the server,
-        which queues its deliveries again due now. A server the user paused
-        stays paused, and only its failed deliveries are queued again.
+        A paused server stays paused, and its failed deliveries then wait
+        for it with the others (:meth:`Outbox.retry_now`).
         """
         name = self.server_name(server_key)
-
-        def retry_now(outbox: Outbox, _servers: Sequence[ServerView]) -> int:
-            count = outbox.retry_failed(server_key)
-            if PauseReason.USER not in outbox.paused_servers().get(server_key, ()):
-                outbox.pause(server_key, PauseReason.USER)
-                count += outbox.resume(server_key, PauseReason.USER)
-            return count
-
         self._run_action(
-            retry_now,
+            lambda outbox, _servers: outbox.retry_now(server_key=server_key),
             lambda count: (
                 self.tr("Retrying now on %1: %2 deliveries")
                 .replace("%1", name)
