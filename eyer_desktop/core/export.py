@@ -135,7 +135,7 @@ def write_exam_files(
     try:
         for image_id in image_ids:
             encoded = converter.encode_image_file(image_id)
-            temporary = write_temporary(encoded.data, folder, encoded.filename)
+            temporary = write_temporary(encoded.buffers, folder, encoded.filename)
             pending.append((temporary, folder / encoded.filename))
         for temporary, final in pending:
             os.replace(temporary, final)

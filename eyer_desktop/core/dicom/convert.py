@@ -31,9 +31,9 @@ from eyer_desktop.core.dicom.op import (
     OP_8BIT_SOP_CLASS_UID,
     ImageAttributes,
     ImageReferences,
-    build_image_part,
     build_op_dataset,
     build_series_template,
+    image_elements,
     nominal_pixel_spacing,
     op_file_meta,
 )
@@ -50,6 +50,7 @@ from eyer_desktop.core.dicom.stereo import (
     stereo_partners,
 )
 from eyer_desktop.core.dicom.writer import (
+    Buffer,
     EncodedTemplate,
     encode_dataset,
     encode_file,
@@ -94,15 +95,26 @@ class ConvertedFile:
 
 @dataclass(frozen=True)
 class EncodedFile:
-    """The bytes of one DICOM file, and what they contain."""
+    """The bytes of one DICOM file, and what they contain.
+
+    Attributes:
+        buffers: The file's bytes, as buffers to be written one after the
+            other; the pixel data is one of them, not copied into a larger
+            buffer.
+    """
 
     filename: str
-    data: bytes
+    buffers: tuple[Buffer, ...]
     sop_class_uid: str
     sop_instance_uid: str
     series_instance_uid: str
     image_id: str | None
     reencoded: bool
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes in one piece."""
+        return b"".join(self.buffers)
 
     def converted_file(self, folder: Path) -> ConvertedFile:
         """Describe the file once written into ``folder``."""
@@ -184,10 +196,14 @@ class ExamConverter:
         image = self._resolve(image)
         attributes = self._image_attributes(image)
         template = self._template(image.role)
-        data = encode_file(template.encoded, build_image_part(self.context, attributes))
+        buffers = encode_file(
+            template.encoded,
+            image_elements(self.context, attributes),
+            attributes.encoded.jpeg,
+        )
         return EncodedFile(
             filename=self.image_filename(image),
-            data=data,
+            buffers=tuple(buffers),
             sop_class_uid=OP_8BIT_SOP_CLASS_UID,
             sop_instance_uid=image.sop_instance_uid,
             series_instance_uid=template.series.instance_uid,
@@ -240,7 +256,7 @@ class ExamConverter:
             dataset = instance.dataset
             yield EncodedFile(
                 filename=instance.filename,
-                data=encode_dataset(dataset),
+                buffers=(encode_dataset(dataset),),
                 sop_class_uid=str(dataset.SOPClassUID),
                 sop_instance_uid=str(dataset.SOPInstanceUID),
                 series_instance_uid=str(dataset.SeriesInstanceUID),
@@ -475,7 +491,7 @@ def convert_exam(
     pending: list[tuple[Path, ConvertedFile]] = []
     try:
         for encoded in converter.encoded_files():
-            temporary = write_temporary(encoded.data, out_dir, encoded.filename)
+            temporary = write_temporary(encoded.buffers, out_dir, encoded.filename)
             pending.append((temporary, encoded.converted_file(out_dir)))
         for temporary, converted in pending:
             os.replace(temporary, converted.path)

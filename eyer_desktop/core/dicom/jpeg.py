@@ -214,7 +214,10 @@ class _Parser:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.pieces: list[bytes] = [SOI]
+        # Entropy-coded data is kept as views of ``data``: the pieces are
+        # copied once, when they are joined into the stripped stream.
+        self.view = memoryview(data)
+        self.pieces: list[bytes | memoryview] = [SOI]
         self.frame: tuple[int, int, int, int, tuple[Component, ...]] | None = None
         self.adobe_transform: int | None = None
         self.jfif_density: JfifDensity | None = None
@@ -282,7 +285,7 @@ class _Parser:
             raise JpegFormatError(
                 "it is truncated: the image data ends without an EOI marker"
             )
-        self.pieces.append(self.data[position : match.start()])
+        self.pieces.append(self.view[position : match.start()])
         return match.start()
 
     def _handle_segment(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -179,9 +180,18 @@ def build_series_template(context: ExamContext, series: SeriesInfo) -> Dataset:
     return ds
 
 
-def build_image_part(context: ExamContext, image: ImageAttributes) -> Dataset:
-    """Return the attributes of one OP image that its series does not share."""
-    ds = Dataset()
+# One attribute of an image: its keyword and value. Multiple values are
+# tuples, so that equal attributes of different images compare and hash
+# equal and a writer can reuse their encoding.
+ImageElement = tuple[str, Any]
+
+
+def image_elements(context: ExamContext, image: ImageAttributes) -> list[ImageElement]:
+    """Return the attributes of one OP image that its series does not share,
+    Pixel Data excepted, as (keyword, value) pairs in module order.
+    """
+    elements: list[ImageElement] = []
+    add = elements.append
     encoded = image.encoded
     references = image.references
     montage = image.role is ImageRole.MONTAGE
@@ -189,56 +199,77 @@ def build_image_part(context: ExamContext, image: ImageAttributes) -> Dataset:
     red_free = context.exam.exam_type is ExamType.RED_FREE
 
     # General Image
-    ds.InstanceNumber = str(image.instance_number)
+    add(("InstanceNumber", str(image.instance_number)))
     derivation = _derivation_description(encoded, montage)
     if derivation:
-        ds.DerivationDescription = derivation
+        add(("DerivationDescription", derivation))
     if montage:
-        ds.DerivationCodeSequence = [IMAGE_STITCHING.item()]
+        add(("DerivationCodeSequence", [IMAGE_STITCHING.item()]))
 
     # General Reference
     if references.stereo_partner_uid is not None:
-        ds.ReferencedImageSequence = [
-            reference_item(
-                OP_8BIT_SOP_CLASS_UID, references.stereo_partner_uid, STEREO_PARTNER
-            )
-        ]
+        partner = reference_item(
+            OP_8BIT_SOP_CLASS_UID, references.stereo_partner_uid, STEREO_PARTNER
+        )
+        add(("ReferencedImageSequence", [partner]))
 
-    # Image Pixel
-    _add_image_pixel(ds, encoded)
+    # Image Pixel, Pixel Data excepted
+    add(("SamplesPerPixel", encoded.samples_per_pixel))
+    add(("PhotometricInterpretation", encoded.photometric_interpretation))
+    if encoded.samples_per_pixel == 3:
+        add(("PlanarConfiguration", 0))
+    add(("Rows", encoded.rows))
+    add(("Columns", encoded.columns))
 
     # Ophthalmic Photography Image
-    ds.ImageType = image_type(
-        context.exam.exam_type, image.role, encoded.samples_per_pixel
+    add(
+        (
+            "ImageType",
+            image_type(context.exam.exam_type, image.role, encoded.samples_per_pixel),
+        )
     )
-    ds.PixelSpacing = [format_ds(value) for value in image.pixel_spacing]
+    add(("PixelSpacing", tuple(format_ds(value) for value in image.pixel_spacing)))
     if montage:
-        ds.SourceImageSequence = [
+        sources = [
             reference_item(OP_8BIT_SOP_CLASS_UID, uid, MONTAGE_SOURCE)
             for uid in references.montage_source_uids
         ]
-    ds.LossyImageCompressionRatio = [
-        format_ds(ratio) for ratio in encoded.compression_ratios
-    ]
-    ds.LossyImageCompressionMethod = ["ISO_10918_1"] * len(encoded.compression_ratios)
+        add(("SourceImageSequence", sources))
+    ratios = encoded.compression_ratios
+    add(("LossyImageCompressionRatio", tuple(format_ds(ratio) for ratio in ratios)))
+    add(("LossyImageCompressionMethod", ("ISO_10918_1",) * len(ratios)))
     if monochrome:
-        ds.PresentationLUTShape = "IDENTITY"
+        add(("PresentationLUTShape", "IDENTITY"))
 
     # Ocular Region Imaged
-    ds.ImageLaterality = image.laterality
+    add(("ImageLaterality", image.laterality))
 
     # Ophthalmic Photographic Parameters
     if red_free and monochrome:
-        ds.ChannelDescriptionCodeSequence = [RED_FREE_CHANNEL.item()]
+        add(("ChannelDescriptionCodeSequence", [RED_FREE_CHANNEL.item()]))
 
     # ICC Profile
     if encoded.icc_profile is not None:
-        ds.ICCProfile = encoded.icc_profile
+        add(("ICCProfile", encoded.icc_profile))
         if encoded.color_space is not None:
-            ds.ColorSpace = encoded.color_space
+            add(("ColorSpace", encoded.color_space))
 
     # SOP Common
-    ds.SOPInstanceUID = image.sop_instance_uid
+    add(("SOPInstanceUID", image.sop_instance_uid))
+    return elements
+
+
+def build_image_part(context: ExamContext, image: ImageAttributes) -> Dataset:
+    """Return the attributes of one OP image that its series does not share,
+    Pixel Data included, as a dataset.
+    """
+    ds = Dataset()
+    for keyword, value in image_elements(context, image):
+        setattr(ds, keyword, list(value) if isinstance(value, tuple) else value)
+    ds.PixelData = encapsulate([image.encoded.jpeg])
+    pixel_data = ds["PixelData"]
+    pixel_data.VR = "OB"
+    pixel_data.is_undefined_length = True
     return ds
 
 
@@ -263,7 +294,7 @@ def build_op_dataset(
     return ds
 
 
-def image_type(exam_type: ExamType, role: ImageRole, samples: int) -> list[str]:
+def image_type(exam_type: ExamType, role: ImageRole, samples: int) -> tuple[str, ...]:
     """Return Image Type (C.8.17.2.1.4) of an image.
 
     Value 3 is ``MONTAGE`` for a montage and empty otherwise; the empty value
@@ -271,10 +302,10 @@ def image_type(exam_type: ExamType, role: ImageRole, samples: int) -> list[str]:
     """
     colour = _colour_term(exam_type, samples)
     if role is ImageRole.MONTAGE:
-        values = ["DERIVED", "PRIMARY", "MONTAGE"]
-        return [*values, colour] if colour else values
-    values = ["ORIGINAL", "PRIMARY"]
-    return [*values, "", colour] if colour else values
+        values: tuple[str, ...] = ("DERIVED", "PRIMARY", "MONTAGE")
+        return (*values, colour) if colour else values
+    values = ("ORIGINAL", "PRIMARY")
+    return (*values, "", colour) if colour else values
 
 
 def _colour_term(exam_type: ExamType, samples: int) -> str | None:
@@ -293,19 +324,6 @@ def _derivation_description(encoded: EncodedImage, montage: bool) -> str:
             f"{encoded.reencoded_from}."
         )
     return " ".join(parts)
-
-
-def _add_image_pixel(ds: Dataset, encoded: EncodedImage) -> None:
-    ds.SamplesPerPixel = encoded.samples_per_pixel
-    ds.PhotometricInterpretation = encoded.photometric_interpretation
-    if encoded.samples_per_pixel == 3:
-        ds.PlanarConfiguration = 0
-    ds.Rows = encoded.rows
-    ds.Columns = encoded.columns
-    ds.PixelData = encapsulate([encoded.jpeg])
-    pixel_data = ds["PixelData"]
-    pixel_data.VR = "OB"
-    pixel_data.is_undefined_length = True
 
 
 def _add_acquisition_parameters(ds: Dataset, context: ExamContext) -> None:

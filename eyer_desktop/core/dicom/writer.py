@@ -1,31 +1,44 @@
 """Encoding DICOM files quickly, and writing them atomically.
 
-The images of one series share about 80 of their 100 attributes. pydicom
-spends roughly 20 microseconds encoding each element, so
-:class:`EncodedTemplate` encodes the shared elements once per series and
-:func:`encode_file` encodes only the few elements of each image, then
-merges both in tag order. The result is byte for byte what pydicom's
-``dcmwrite(..., enforce_file_format=True)`` writes for the merged dataset;
-a test checks this.
+The images of one series share about 80 of their 100 attributes. Building
+and encoding a pydicom element costs tens of microseconds, as much as
+writing a whole image file, so the fast path avoids pydicom for all but the
+first occurrence of each value:
+
+* :class:`EncodedTemplate` encodes the elements that a series shares once;
+* the few elements of each image arrive as (keyword, value) pairs, and an
+  element equal to one encoded before reuses its bytes; a short text value of
+  a value representation that is always ASCII is encoded directly;
+* the encapsulated Pixel Data is framed around the JPEG stream, which is
+  never copied into a larger buffer: :func:`encode_file` returns a list of
+  buffers and :func:`write_temporary` writes them one after the other.
+
+The result is byte for byte what pydicom's
+``dcmwrite(..., enforce_file_format=True)`` writes for the same dataset; tests
+check this for every kind of image.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import secrets
 import struct
-import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydicom.charset import convert_encodings
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element
-from pydicom.multival import MultiValue
 
 from eyer_desktop.core.errors import ConversionError
+
+Buffer = bytes | memoryview
 
 PREAMBLE = bytes(128) + b"DICM"
 _FILE_META_GROUP_LENGTH_TAG = 0x00020000
@@ -33,12 +46,39 @@ _FILE_META_ENCODINGS = ["iso8859"]
 _SOP_INSTANCE_UID_TAG = 0x00080018
 _MEDIA_STORAGE_SOP_INSTANCE_UID_TAG = 0x00020003
 _MEDIA_STORAGE_SOP_INSTANCE_UID_BYTES = b"\x02\x00\x03\x00"
+_PIXEL_DATA_TAG = 0x7FE00010
 
-# Elements whose encoding is remembered: short values of the simple value
-# representations. Sequences and binary values are always encoded afresh.
-_UNCACHED_VRS = frozenset({"SQ", "OB", "OW", "OD", "OF", "OL", "OV", "UN"})
-_CACHE_MAX_VALUE_LENGTH = 1024
+# Encapsulated Pixel Data of one frame in one fragment (PS3.5 A.4): the
+# element header with undefined length, a Basic Offset Table holding the
+# single offset 0, the fragment item, and the sequence delimiter.
+_PIXEL_DATA_HEADER = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
+_BASIC_OFFSET_TABLE = b"\xfe\xff\x00\xe0\x04\x00\x00\x00\x00\x00\x00\x00"
+_ITEM_TAG = b"\xfe\xff\x00\xe0"
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+# Value representations whose text is ASCII whatever the character set:
+# the byte that pads each value to even length, and the longest value of
+# each item (PS3.5 Table 6.2-1). Values outside these bounds go through
+# pydicom, which checks them.
+_ASCII_VRS: dict[str, tuple[bytes, int]] = {
+    "AE": (b" ", 16),
+    "AS": (b" ", 4),
+    "CS": (b" ", 16),
+    "DA": (b" ", 8),
+    "DS": (b" ", 16),
+    "DT": (b" ", 26),
+    "IS": (b" ", 12),
+    "TM": (b" ", 14),
+    "UI": (b"\x00", 64),
+}
+_SHORT_LENGTH_MAX = 0xFFFE
+
+# Bounds on the memory of encoded values.
+_CACHE_MAX_VALUE_LENGTH = 16384
 _CACHE_MAX_ENTRIES = 4096
+
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_TEMPORARY_ATTEMPTS = 100
 
 
 def encode_element(element: DataElement, encodings: list[str]) -> bytes:
@@ -48,6 +88,15 @@ def encode_element(element: DataElement, encodings: list[str]) -> bytes:
     stream.is_implicit_VR = False
     write_data_element(stream, element, encodings)
     return stream.getvalue()
+
+
+@functools.cache
+def keyword_tag_and_vr(keyword: str) -> tuple[int, str]:
+    """Return the tag and value representation of a standard keyword."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"{keyword} is not a DICOM keyword")
+    return tag, dictionary_VR(tag)
 
 
 class EncodedTemplate:
@@ -70,52 +119,101 @@ class EncodedTemplate:
             for element in file_meta
             if element.tag != _FILE_META_GROUP_LENGTH_TAG
         }
-        self._cache: dict[tuple[Any, ...], bytes] = {}
+        self._cache: dict[tuple[str, Any], bytes] = {}
 
-    def encode(self, element: DataElement) -> bytes:
-        """Encode an element, reusing an earlier encoding of an equal one."""
-        key = _cache_key(element)
-        if key is None:
-            return encode_element(element, self.encodings)
-        cached = self._cache.get(key)
+    def encode(self, keyword: str, value: Any) -> tuple[int, bytes]:
+        """Return the tag and encoding of an element given by keyword and value,
+        reusing an earlier encoding of an equal element.
+        """
+        tag, vr = keyword_tag_and_vr(keyword)
+        try:
+            key = (keyword, value)
+            cached = self._cache.get(key)
+        except TypeError:  # A sequence or another unhashable value.
+            return tag, self._encode_with_pydicom(tag, vr, value)
         if cached is None:
-            if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                self._cache.clear()
-            cached = self._cache[key] = encode_element(element, self.encodings)
-        return cached
+            cached = _encode_ascii(tag, vr, value)
+            if cached is None:
+                cached = self._encode_with_pydicom(tag, vr, value)
+            if len(cached) <= _CACHE_MAX_VALUE_LENGTH:
+                if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                    self._cache.clear()
+                self._cache[key] = cached
+        return tag, cached
+
+    def _encode_with_pydicom(self, tag: int, vr: str, value: Any) -> bytes:
+        # pydicom takes multiple values as a list, not a tuple.
+        if isinstance(value, tuple):
+            value = list(value)
+        return encode_element(DataElement(tag, vr, value), self.encodings)
 
 
-def _cache_key(element: DataElement) -> tuple[Any, ...] | None:
-    if element.VR in _UNCACHED_VRS:
+def _encode_ascii(tag: int, vr: str, value: Any) -> bytes | None:
+    """Encode a text value of an ASCII value representation, or return None
+    when the value needs pydicom's encoder and checks.
+    """
+    rule = _ASCII_VRS.get(vr)
+    if rule is None:
         return None
-    value = element.value
-    if isinstance(value, MultiValue):
-        value = tuple(value)
-    if len(str(value)) > _CACHE_MAX_VALUE_LENGTH:
+    padding, item_max = rule
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if not isinstance(item, str) or len(item) > item_max or not item.isascii():
+            return None
+        if "\\" in item:
+            return None
+    raw = "\\".join(items).encode("ascii")
+    if len(raw) % 2:
+        raw += padding
+    if len(raw) > _SHORT_LENGTH_MAX:
         return None
-    return (int(element.tag), element.VR, type(value), value)
+    group, element = divmod(tag, 0x10000)
+    return struct.pack("<HH2sH", group, element, vr.encode("ascii"), len(raw)) + raw
 
 
-def encode_file(template: EncodedTemplate, part: Dataset) -> bytes:
+def encode_file(
+    template: EncodedTemplate,
+    elements: Iterable[tuple[str, Any]],
+    pixel_fragment: Buffer | None = None,
+) -> list[Buffer]:
     """Encode a DICOM file from a template and the elements of one instance.
 
-    Elements of ``part`` replace template elements with the same tag; ``part``
-    must hold the SOP Instance UID.
+    Elements given as (keyword, value) replace template elements with the
+    same tag; they must include SOPInstanceUID. ``pixel_fragment``, when
+    given, becomes encapsulated Pixel Data of one frame in one fragment.
+
+    Returns:
+        The file's bytes as buffers to be written in order; the fragment is
+        one of them, uncopied.
     """
-    elements = dict(template.elements)
-    for element in part:
-        elements[int(element.tag)] = template.encode(element)
-    body = b"".join(elements[tag] for tag in sorted(elements))
+    encoded = dict(template.elements)
+    encode = template.encode
+    for keyword, value in elements:
+        tag, data = encode(keyword, value)
+        encoded[tag] = data
+    tags = sorted(encoded)
+    if tags[-1] >= _PIXEL_DATA_TAG:
+        raise ValueError("Pixel Data and later elements go in pixel_fragment")
+    body = b"".join([encoded[tag] for tag in tags])
 
     # Media Storage SOP Instance UID is the SOP Instance UID under another
     # tag: both are UI elements, so only the four tag bytes differ.
     meta_elements = dict(template.meta_elements)
     meta_elements[_MEDIA_STORAGE_SOP_INSTANCE_UID_TAG] = (
-        _MEDIA_STORAGE_SOP_INSTANCE_UID_BYTES + elements[_SOP_INSTANCE_UID_TAG][4:]
+        _MEDIA_STORAGE_SOP_INSTANCE_UID_BYTES + encoded[_SOP_INSTANCE_UID_TAG][4:]
     )
-    meta = b"".join(meta_elements[tag] for tag in sorted(meta_elements))
+    meta = b"".join([meta_elements[tag] for tag in sorted(meta_elements)])
     group_length = struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(meta))
-    return PREAMBLE + group_length + meta + body
+    head = b"".join([PREAMBLE, group_length, meta, body])
+    if pixel_fragment is None:
+        return [head]
+
+    length = len(pixel_fragment)
+    padded = length + (length & 1)
+    item_header = _ITEM_TAG + struct.pack("<I", padded)
+    framing = _PIXEL_DATA_HEADER + _BASIC_OFFSET_TABLE + item_header
+    tail = b"\x00" * (padded - length) + _SEQUENCE_DELIMITER
+    return [head + framing, pixel_fragment, tail]
 
 
 def encode_dataset(dataset: Dataset) -> bytes:
@@ -125,23 +223,42 @@ def encode_dataset(dataset: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def write_temporary(data: bytes, folder: Path, name: str) -> Path:
-    """Write the bytes to a new temporary file in ``folder``, named after
-    ``name``, and return its path.
+def write_temporary(data: Buffer | Sequence[Buffer], folder: Path, name: str) -> Path:
+    """Write the bytes, or buffers one after the other, to a new temporary
+    file in ``folder`` named after ``name``, and return its path.
     """
-    # NOTE: files are not fsynced: they can be made again from the exam at
-    # any time, and an fsync per file would dominate the conversion time.
-    handle, temporary_name = tempfile.mkstemp(
-        dir=folder, prefix=f".{name}.", suffix=".part"
-    )
-    temporary = Path(temporary_name)
+    buffers = [data] if isinstance(data, bytes | memoryview) else data
+    handle, temporary = _create_temporary(folder, name)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        try:
+            for buffer in buffers:
+                _write_all(handle, buffer)
+        finally:
+            os.close(handle)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    # NOTE: files are not fsynced: they can be made again from the exam at
+    # any time, and an fsync per file would dominate the conversion time.
     return temporary
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """Create a new file with a random name that no other file has."""
+    for _ in range(_TEMPORARY_ATTEMPTS):
+        path = folder / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(path, _TEMPORARY_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary name for {name} in {folder}")
+
+
+def _write_all(handle: int, buffer: Buffer) -> None:
+    view = memoryview(buffer)
+    while view:
+        written = os.write(handle, view)
+        view = view[written:]
 
 
 def write_dataset(dataset: Dataset, path: Path) -> None:

@@ -748,6 +748,35 @@ def test_files_equal_pydicom_encoding(name: str, tmp_path: Path) -> None:
         assert file.path.read_bytes() == encode_dataset(dataset)
 
 
+@pytest.mark.parametrize("charset", list(CharacterSet))
+def test_varied_sources_equal_pydicom_encoding(
+    charset: CharacterSet, tmp_path: Path
+) -> None:
+    # Passthrough with and without an ICC profile, re-encoded sources (two
+    # compression ratios, a derivation description) and a grey image.
+    spec = color_spec()
+    spec.images = [
+        ImageSpec(name, (JPEG_DIR / name).read_bytes(), laterality)
+        for name, laterality in [
+            ("flower2_444_icc_restart.jpg", Laterality.RIGHT),
+            ("icc_profile_big_progressive.jpg", Laterality.LEFT),
+            ("hopper_exif_orientation_6.jpg", Laterality.RIGHT),
+            ("hopper_gray.jpg", Laterality.LEFT),
+        ]
+    ]
+    exam = make_exam(tmp_path / "exam", spec)
+    options = ConversionOptions(
+        dicom_prefix="phelcom_cpf", specific_character_set=charset
+    )
+    files = convert_exam(exam, options, tmp_path / "out", created_at=CREATED_AT)
+    datasets = build_exam_datasets(exam, options, created_at=CREATED_AT)
+
+    assert len(files) == 4
+    assert "ICCProfile" in datasets[0] and datasets[2].DerivationDescription
+    for file, dataset in zip(files, datasets, strict=True):
+        assert file.path.read_bytes() == encode_dataset(dataset)
+
+
 def test_iterator_yields_file_names(color_exam: Exam) -> None:
     names = [name for name, _ in iter_exam_datasets(color_exam, OPTIONS)]
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.encaps import encapsulate
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from eyer_desktop.core.dicom.writer import (
     EncodedTemplate,
     encode_dataset,
     encode_file,
     write_dataset,
+    write_temporary,
 )
 from eyer_desktop.core.errors import ConversionError
 
@@ -36,21 +39,38 @@ def template() -> tuple[Dataset, FileMetaDataset]:
     return ds, meta
 
 
-def part(uid: str, number: str, rows: int) -> Dataset:
-    ds = Dataset()
-    ds.SOPInstanceUID = uid
-    ds.InstanceNumber = number
-    ds.Rows = rows
-    ds.Modality = "OP"
-    return ds
+Element = tuple[str, Any]
 
 
-def reference(shared: Dataset, meta: FileMetaDataset, own: Dataset) -> bytes:
+def part(uid: str, number: str, rows: int) -> list[Element]:
+    return [
+        ("SOPInstanceUID", uid),
+        ("InstanceNumber", number),
+        ("Rows", rows),
+        ("Modality", "OP"),
+    ]
+
+
+def reference(
+    shared: Dataset,
+    meta: FileMetaDataset,
+    own: list[Element],
+    fragment: bytes | None = None,
+) -> bytes:
     ds = copy.deepcopy(shared)
-    ds.update(copy.deepcopy(own))
+    for keyword, value in own:
+        setattr(ds, keyword, list(value) if isinstance(value, tuple) else value)
+    if fragment is not None:
+        ds.PixelData = encapsulate([fragment])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
     ds.file_meta = copy.deepcopy(meta)
-    ds.file_meta.MediaStorageSOPInstanceUID = own.SOPInstanceUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return encode_dataset(ds)
+
+
+def joined(buffers: list[bytes | memoryview]) -> bytes:
+    return b"".join(buffers)
 
 
 def test_template_encoding_equals_pydicom() -> None:
@@ -58,18 +78,105 @@ def test_template_encoding_equals_pydicom() -> None:
     encoded = EncodedTemplate(shared, meta)
 
     for own in [part("1.2.3.5", "1", 480), part("1.2.3.66", "2", 480)]:
-        assert encode_file(encoded, own) == reference(shared, meta, own)
+        assert joined(encode_file(encoded, own)) == reference(shared, meta, own)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 1000])
+def test_pixel_fragment_framing_equals_pydicom(length: int) -> None:
+    shared, meta = template()
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    encoded = EncodedTemplate(shared, meta)
+    fragment = bytes(range(256)) * 4
+    fragment = fragment[:length]
+    own = part("1.2.3.5", "1", 480)
+
+    buffers = encode_file(encoded, own, fragment)
+
+    assert joined(buffers) == reference(shared, meta, own, fragment)
+    assert any(buffer is fragment for buffer in buffers)
+
+
+def test_direct_text_encoding_equals_pydicom() -> None:
+    shared, meta = template()
+    encoded = EncodedTemplate(shared, meta)
+    own: list[Element] = [
+        ("SOPInstanceUID", "1.2.3.4.5"),
+        ("InstanceNumber", "12"),
+        ("ImageType", ("ORIGINAL", "PRIMARY", "", "COLOR")),
+        ("PixelSpacing", ("0.0123457", "0.0123457")),
+        ("LossyImageCompressionRatio", ("12.5", "3")),
+        ("ImageLaterality", "R"),
+        ("ContentDate", "20261204"),
+        ("ContentTime", "101112.123"),
+        ("AcquisitionDateTime", "20261204101112-0300"),
+        ("PatientAge", "041Y"),
+        ("RetrieveAETitle", "ARCHIVE"),
+        ("PresentationLUTShape", ""),
+    ]
+
+    assert joined(encode_file(encoded, own)) == reference(shared, meta, own)
+
+
+def test_values_outside_direct_encoding_go_through_pydicom() -> None:
+    shared, meta = template()
+    encoded = EncodedTemplate(shared, meta)
+    own: list[Element] = [
+        ("SOPInstanceUID", "1.2.3.4.5"),
+        ("SeriesDescription", "Retinografia à cores"),
+        ("InstanceNumber", 12),
+        ("ICCProfile", bytes(range(255))),
+        ("AnatomicRegionSequence", [Dataset()]),
+    ]
+
+    assert joined(encode_file(encoded, own)) == reference(shared, meta, own)
 
 
 def test_remembered_encodings_keep_values_apart() -> None:
     shared, meta = template()
     encoded = EncodedTemplate(shared, meta)
 
-    first = encode_file(encoded, part("1.2.3.5", "1", 480))
-    second = encode_file(encoded, part("1.2.3.5", "1", 481))
+    first = joined(encode_file(encoded, part("1.2.3.5", "1", 480)))
+    second = joined(encode_file(encoded, part("1.2.3.5", "1", 481)))
 
     assert first != second
     assert pydicom.dcmread(pydicom.filebase.DicomBytesIO(second)).Rows == 481
+
+
+def test_remembered_encodings_keep_text_and_numbers_apart() -> None:
+    shared, meta = template()
+    encoded = EncodedTemplate(shared, meta)
+
+    text = joined(encode_file(encoded, [*part("1.2.3.5", "1", 480), ("Rows", 2)]))
+    number = joined(encode_file(encoded, [*part("1.2.3.5", "1", 480), ("Rows", 3)]))
+
+    assert pydicom.dcmread(pydicom.filebase.DicomBytesIO(text)).Rows == 2
+    assert pydicom.dcmread(pydicom.filebase.DicomBytesIO(number)).Rows == 3
+
+
+def test_write_temporary_writes_buffers_in_order(tmp_path: Path) -> None:
+    buffers = [b"abc", memoryview(b"defgh")[1:4], b""]
+
+    path = write_temporary(buffers, tmp_path, "file.dcm")
+
+    assert path.read_bytes() == b"abcefg"
+    assert path.parent == tmp_path
+    assert path.name.startswith(".file.dcm.")
+    assert path.name.endswith(".part")
+
+
+def test_write_temporary_never_reuses_a_name(tmp_path: Path) -> None:
+    paths = {write_temporary(b"x", tmp_path, "file.dcm") for _ in range(50)}
+
+    assert len(paths) == 50
+
+
+def test_failed_temporary_write_leaves_no_file(tmp_path: Path) -> None:
+    not_a_buffer: Any = "text"
+
+    with pytest.raises(TypeError):
+        write_temporary([b"start", not_a_buffer], tmp_path, "file.dcm")
+
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_dataset_is_atomic(tmp_path: Path) -> None:
