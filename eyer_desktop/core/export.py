@@ -33,7 +33,7 @@ from pydicom.uid import StereometricRelationshipStorage
 from eyer_desktop.core.dicom.convert import ExamConverter, convert_exam
 from eyer_desktop.core.dicom.dates import format_study_id
 from eyer_desktop.core.dicom.options import ConversionOptions
-from eyer_desktop.core.dicom.writer import write_temporary
+from eyer_desktop.core.dicom.writer import write_files
 from eyer_desktop.core.errors import ConversionError, EyerError, ValidationError
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.library import ExamLibrary
@@ -131,25 +131,18 @@ def write_exam_files(
             "Check the folder's permissions and free space."
         ) from err
 
-    pending: list[tuple[Path, Path]] = []
+    files = (
+        (encoded.filename, encoded.buffers)
+        for encoded in map(converter.encode_image_file, image_ids)
+    )
     try:
-        for image_id in image_ids:
-            encoded = converter.encode_image_file(image_id)
-            temporary = write_temporary(encoded.buffers, folder, encoded.filename)
-            pending.append((temporary, folder / encoded.filename))
-        for temporary, final in pending:
-            os.replace(temporary, final)
-    except BaseException as err:
-        for temporary, _ in pending:
-            temporary.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise ConversionError(
-                f"Writing the DICOM files of exam {exam.exam_id} to {folder} failed: "
-                f"{err.strerror or err}. Check the folder's permissions and free "
-                "space."
-            ) from err
-        raise
-    return [final for _, final in pending]
+        return write_files(files, folder)
+    except OSError as err:
+        raise ConversionError(
+            f"Writing the DICOM files of exam {exam.exam_id} to {folder} failed: "
+            f"{err.strerror or err}. Check the folder's permissions and free "
+            "space."
+        ) from err
 
 
 def export_exams(

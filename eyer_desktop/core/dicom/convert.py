@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,7 @@ from eyer_desktop.core.dicom.writer import (
     EncodedTemplate,
     encode_dataset,
     encode_file,
-    write_temporary,
+    write_files,
 )
 from eyer_desktop.core.errors import ConversionError
 from eyer_desktop.core.exams import Exam, ExamImage, ImageRole
@@ -488,22 +487,20 @@ def convert_exam(
             f"Cannot create the output folder {out_dir}: {err.strerror}."
         ) from err
 
-    pending: list[tuple[Path, ConvertedFile]] = []
-    try:
-        for encoded in converter.encoded_files():
-            temporary = write_temporary(encoded.buffers, out_dir, encoded.filename)
-            pending.append((temporary, encoded.converted_file(out_dir)))
-        for temporary, converted in pending:
-            os.replace(temporary, converted.path)
-    except BaseException as err:
-        for temporary, _ in pending:
-            temporary.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise ConversionError(
-                f"Cannot write the DICOM files of exam {exam.exam_id} to "
-                f"{out_dir}: {err.strerror or err}."
-            ) from err
-        raise
+    converted: list[ConvertedFile] = []
 
-    logger.info("Converted exam %s to %d DICOM files", exam.exam_id, len(pending))
-    return [converted for _, converted in pending]
+    def files() -> Iterator[tuple[str, tuple[Buffer, ...]]]:
+        for encoded in converter.encoded_files():
+            converted.append(encoded.converted_file(out_dir))
+            yield encoded.filename, encoded.buffers
+
+    try:
+        write_files(files(), out_dir)
+    except OSError as err:
+        raise ConversionError(
+            f"Cannot write the DICOM files of exam {exam.exam_id} to "
+            f"{out_dir}: {err.strerror or err}."
+        ) from err
+
+    logger.info("Converted exam %s to %d DICOM files", exam.exam_id, len(converted))
+    return converted

@@ -65,6 +65,7 @@ _COLOUR_MODEL_SOURCES = {
 _MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 _JFIF_ID = b"JFIF\x00"
+_MPF_ID = b"MPF\x00"
 _EXIF_ID = b"Exif\x00\x00"
 _ICC_ID = b"ICC_PROFILE\x00"
 _ADOBE_ID = b"Adobe"
@@ -227,6 +228,7 @@ class _Parser:
         self.quantization_precisions: list[int] = []
         self.huffman_table_ids: list[int] = []
         self.has_arithmetic_tables = False
+        self.has_more_pictures = False
         self.scan_count = 0
 
     def run(self) -> None:
@@ -280,7 +282,23 @@ class _Parser:
         return end
 
     def _skip_scan(self, position: int) -> int:
-        match = _MARKER_IN_SCAN.search(self.data, position)
+        """Return where the entropy-coded data starting at ``position`` ends."""
+        data = self.data
+        last = len(data) - len(EOI)
+        if (
+            self.scan_count == 1
+            and not self.has_more_pictures
+            and position <= last
+            and data.endswith(EOI)
+        ):
+            # A stream whose file ends with EOI and that announces no further
+            # pictures is taken whole up to that EOI, later scans included,
+            # without reading the entropy-coded data for markers. Only
+            # metadata segments placed before the first scan are stripped;
+            # encoders put them there.
+            self.pieces.append(self.view[position:last])
+            return last
+        match = _MARKER_IN_SCAN.search(data, position)
         if match is None:
             raise JpegFormatError(
                 "it is truncated: the image data ends without an EOI marker"
@@ -381,6 +399,9 @@ class _Parser:
             sequence, count = payload[12], payload[13]
             self.icc_chunk_count = self.icc_chunk_count or count
             self.icc_chunks[sequence] = payload[14:]
+        elif marker == _APP2 and payload.startswith(_MPF_ID):
+            # Multi-Picture Format: other pictures follow this one's EOI.
+            self.has_more_pictures = True
         elif marker == _APP14 and payload.startswith(_ADOBE_ID) and len(payload) >= 12:
             self.adobe_transform = payload[11]
 

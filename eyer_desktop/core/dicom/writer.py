@@ -243,6 +243,32 @@ def write_temporary(data: Buffer | Sequence[Buffer], folder: Path, name: str) ->
     return temporary
 
 
+def write_files(
+    files: Iterable[tuple[str, Sequence[Buffer]]], folder: Path
+) -> list[Path]:
+    """Write files, given as (name, buffers), into ``folder``, all or none.
+
+    Each file is written under a temporary name as soon as ``files`` produces
+    it. Only when every file is written are they renamed to their final
+    names, replacing earlier files. When ``files`` or a write raises, the
+    temporary files are removed and the exception propagates.
+
+    Returns:
+        The final paths, in the order of ``files``.
+    """
+    written: list[tuple[Path, Path]] = []
+    try:
+        for name, buffers in files:
+            written.append((write_temporary(buffers, folder, name), folder / name))
+        for temporary, final in written:
+            os.replace(temporary, final)
+    except BaseException:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        raise
+    return [final for _, final in written]
+
+
 def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
     """Create a new file with a random name that no other file has."""
     for _ in range(_TEMPORARY_ATTEMPTS):

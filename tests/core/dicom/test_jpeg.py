@@ -124,6 +124,29 @@ def test_data_after_eoi_is_dropped() -> None:
     assert stripped == parse_jpeg(source).stripped
 
 
+def test_picture_after_multi_picture_eoi_is_dropped() -> None:
+    first = corpus("hopper_420.jpg")
+    mpf = b"MPF\x00II*\x00\x08\x00\x00\x00"
+    segment = b"\xff\xe2" + (2 + len(mpf)).to_bytes(2, "big") + mpf
+    announcing = first[:2] + segment + first[2:]
+    second = corpus("hopper_gray.jpg")
+
+    stripped = parse_jpeg(announcing + second).stripped
+
+    assert stripped == parse_jpeg(first).stripped
+
+
+def test_segment_after_first_scan_is_kept() -> None:
+    # A file ending in EOI is taken whole from its first scan on, without
+    # reading the entropy-coded data for markers.
+    source = corpus("hopper_420.jpg")
+    comment = b"\xff\xfe\x00\x06late"
+
+    stripped = parse_jpeg(source[:-2] + comment + EOI).stripped
+
+    assert stripped == parse_jpeg(source).stripped[:-2] + comment + EOI
+
+
 def test_jfif_thumbnail_is_dropped() -> None:
     source = corpus("hopper_gray.jpg")
     jfif_with_thumbnail = (
