@@ -1,21 +1,22 @@
 """Encoding DICOM files quickly, and writing them atomically.
 
 The images of one series share about 80 of their 100 attributes. Building
-and encoding a pydicom element costs tens of microseconds, as much as
-writing a whole image file, so the fast path avoids pydicom for all but the
-first occurrence of each value:
+and encoding one element with pydicom takes about 20 microseconds on a
+desktop machine, so the 20 elements of an image would cost more than
+writing its file. The fast path therefore calls pydicom only for values it
+has not seen:
 
-* :class:`EncodedTemplate` encodes the elements that a series shares once;
-* the few elements of each image arrive as (keyword, value) pairs, and an
-  element equal to one encoded before reuses its bytes; a short text value of
-  a value representation that is always ASCII is encoded directly;
-* the encapsulated Pixel Data is framed around the JPEG stream, which is
+* :class:`EncodedTemplate` encodes the elements that a series shares once.
+* The elements of each image arrive as (keyword, value) pairs. An element
+  equal to one encoded before reuses its bytes, and a short value of a value
+  representation that is always ASCII is encoded directly.
+* The encapsulated Pixel Data is framed around the JPEG stream, which is
   never copied into a larger buffer: :func:`encode_file` returns a list of
-  buffers and :func:`write_temporary` writes them one after the other.
+  buffers, and :func:`write_temporary` writes them one after the other.
 
 The result is byte for byte what pydicom's
-``dcmwrite(..., enforce_file_format=True)`` writes for the same dataset; tests
-check this for every kind of image.
+``dcmwrite(..., enforce_file_format=True)`` writes for the same dataset.
+Tests check this for every kind of image.
 """
 
 from __future__ import annotations
