@@ -67,13 +67,17 @@ def delete_exam(
         UnfinishedDeliveriesError: The exam has unfinished deliveries and
             ``force`` is False. Nothing is deleted.
         ExamError: The exam is not found or its folder cannot be removed.
+            No delivery is cancelled.
     """
     pending = unfinished_deliveries(outbox, exam_id=exam_id)
     if pending and not force:
         raise UnfinishedDeliveriesError("Exam", exam_id, pending)
 
-    cancelled = outbox.cancel(delivery.delivery_id for delivery in pending)
+    # The folder is removed first, so that a folder that cannot be removed
+    # leaves the exam and its deliveries as they were. A delivery whose exam
+    # is gone fails with a message that names the deleted exam.
     library.delete(exam_id)
+    cancelled = outbox.cancel(delivery.delivery_id for delivery in pending)
     if cancelled:
         logger.info("Cancelled %d deliveries of deleted exam %s", cancelled, exam_id)
     return cancelled

@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         self.sending.action_failed.connect(lambda error: self.show_status(str(error)))
         # Imported exams go to the servers that receive new exams.
         self.exams_page.exams_added.connect(self.sending.queue_exams)
+        # Deleting exams cancels their unfinished deliveries.
+        self.exams_page.exams_deleted.connect(self.sending.deliveries_changed)
         self.exams_page.context_menus.append(self.send_now_menu)
         # Sending starts once the window is up, from the event loop.
         QTimer.singleShot(0, self.sending.start)

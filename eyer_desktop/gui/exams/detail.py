@@ -526,6 +526,11 @@ class ExamDetailPane(QWidget):
                 item.setIcon(self._strip_icon(loaded, image.laterality))
 
     def _thumbnail_failed(self, path: Path, size: int, error: object) -> None:
+        # A thumbnail of an exam no longer shown, for example one just
+        # deleted, fails unseen.
+        exam = self._exam
+        if exam is None or exam.folder is None or exam.folder not in path.parents:
+            return
         self.status_message.emit(
             self.tr("A thumbnail cannot be shown: %s") % error, 8000
         )

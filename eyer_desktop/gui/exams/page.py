@@ -65,6 +65,7 @@ from eyer_desktop.gui.exams.delegate import (
     DeliveryChipDelegate,
     ThumbnailDelegate,
 )
+from eyer_desktop.gui.exams.delete import DeletionReport, ExamDeleter, ExamToDelete
 from eyer_desktop.gui.exams.detail import ExamDetailPane
 from eyer_desktop.gui.exams.drag import (
     DRAG_CACHE_AGE,
@@ -75,7 +76,7 @@ from eyer_desktop.gui.exams.drag import (
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.exams.export import ExportDialog, export_summary
 from eyer_desktop.gui.exams.import_dialog import ImportDialog
-from eyer_desktop.gui.exams.labels import plural
+from eyer_desktop.gui.exams.labels import capture_time_text, plural
 from eyer_desktop.gui.exams.model import (
     LIST_THUMBNAIL_BOX,
     Column,
@@ -168,11 +169,14 @@ class ExamsPage(QWidget):
         exams_changed: Exams were added to the library by this page.
         exams_added: The same, with the list of the new exams' ids, so that
             the sending service can queue them.
+        exams_deleted: Exams were deleted by this page, and their unfinished
+            deliveries cancelled. Carries the list of their ids.
     """
 
     status_message = Signal(str, int)
     exams_changed = Signal()
     exams_added = Signal(object)
+    exams_deleted = Signal(object)
 
     def __init__(
         self, workspace: Workspace, pools: Pools, parent: QWidget | None = None
@@ -218,6 +222,9 @@ class ExamsPage(QWidget):
         self.proxy.setSourceModel(self.model)
         self.drag_exporter = DragExporter(workspace, self.pool, self)
         self.drag_exporter.status_message.connect(self.status_message)
+        self.deleter = ExamDeleter(workspace, self.pool, self.background, self)
+        self.deleter.status_message.connect(self.status_message)
+        self.deleter.deleted.connect(self._exams_deleted)
 
         self._build_actions()
         self._build()
@@ -269,6 +276,17 @@ class ExamsPage(QWidget):
         )
         self.export_action.triggered.connect(self.export_selected)
 
+        self.delete_action = QAction(icon("remove"), self.tr("&Delete..."), self)
+        self.delete_action.setShortcut(QKeySequence.StandardKey.Delete)
+        # The Delete key deletes exams only while the exam list has the focus,
+        # never while the detail pane's image strip has it.
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.delete_action.setStatusTip(
+            self.tr("Delete the selected exams and their images from this computer")
+        )
+        self.delete_action.setEnabled(False)
+        self.delete_action.triggered.connect(self.delete_selected)
+
         self.refresh_action = QAction(self.tr("&Refresh"), self)
         self.refresh_action.setShortcut(QKeySequence.StandardKey.Refresh)
         self.refresh_action.triggered.connect(self.refresh)
@@ -289,7 +307,7 @@ class ExamsPage(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.search_edit, 1)
         bar.addWidget(self.count_label)
-        for action in (self.import_action, self.export_action):
+        for action in (self.import_action, self.export_action, self.delete_action):
             button = QToolButton(self)
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -297,6 +315,7 @@ class ExamsPage(QWidget):
 
         self.view = ExamTableView(self)
         self.view.setModel(self.proxy)
+        self.view.addAction(self.delete_action)
         self.view.setItemDelegateForColumn(Column.IMAGES, ThumbnailDelegate(self.view))
         self.view.setItemDelegateForColumn(
             Column.DELIVERY, DeliveryChipDelegate(self.view)
@@ -592,6 +611,7 @@ class ExamsPage(QWidget):
             exam_id = str(selected_rows[0].data(Role.EXAM_ID))
         if exam_id != self.detail.exam_id:
             self.detail.show_exam(exam_id)
+        self.delete_action.setEnabled(bool(selected_rows))
         ids = self.selected_exam_ids()
         if ids:
             self.drag_exporter.prefetch(ids)
@@ -696,6 +716,37 @@ class ExamsPage(QWidget):
         logger.warning("Adding exam folders failed: %s", error)
         self.status_message.emit(str(error), 15_000)
 
+    # Deleting
+
+    def delete_selected(self) -> None:
+        """Ask to confirm the deletion of the selected exams, unreadable ones too."""
+        if self._stopped:
+            return
+        rows = sorted(
+            index.row() for index in self.view.selectionModel().selectedRows()
+        )
+        exams = [self._exam_to_delete(self.proxy.index(row, 0)) for row in rows]
+        self.deleter.request(exams)
+
+    @staticmethod
+    def _exam_to_delete(index: QModelIndex) -> ExamToDelete:
+        exam_id = str(index.data(Role.EXAM_ID))
+        summary = index.data(Role.SUMMARY)
+        if summary is None:
+            return ExamToDelete(exam_id, None)
+        description = (
+            f"{summary.patient_name}, {capture_time_text(summary.captured_at)}"
+        )
+        return ExamToDelete(exam_id, summary.image_count, description)
+
+    def _exams_deleted(self, report: DeletionReport) -> None:
+        if not report.deleted:
+            return
+        if self.detail.exam_id in report.deleted:
+            self.detail.show_exam(None)
+        self.exams_deleted.emit(list(report.deleted))
+        self.refresh()
+
     # Dropping files onto the window
 
     def accepts_mime(self, mime: QMimeData) -> bool:
@@ -797,6 +848,7 @@ class ExamsPage(QWidget):
         for extra in self.context_menus:
             menu.addMenu(extra)
         menu.addAction(self.export_action)
+        menu.addAction(self.delete_action)
         folder = index.data(Role.FOLDER)
         show = menu.addAction(self.tr("Show Exam Folder"))
         show.triggered.connect(
