@@ -250,6 +250,24 @@ def test_delete_several_with_unreadable(
     assert messages[-1] == "Deleted 3 exams."
 
 
+def test_delete_unreadable_exam_alone(
+    qtbot: QtBot, page: ExamsPage, workspace: Workspace, messages: list[str]
+) -> None:
+    select(page, BROKEN_FOLDER)
+
+    page.delete_action.trigger()
+    box = confirmation(qtbot, page)
+
+    assert box.text() == "Delete 1 exam?"
+    assert "1 exam cannot be read" in box.informativeText()
+
+    qtbot.mouseClick(delete_button(box), Qt.MouseButton.LeftButton)
+    wait_for_rows(qtbot, page, SAMPLE_COUNT)
+
+    assert BROKEN_FOLDER not in workspace.library.exam_ids()
+    assert messages[-1] == "Deleted 1 exam."
+
+
 def test_delete_needs_a_selection(
     qtbot: QtBot, page: ExamsPage, exams: list[Exam]
 ) -> None:

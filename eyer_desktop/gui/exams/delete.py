@@ -234,12 +234,15 @@ class ExamDeleter(QObject):
         box.open()
 
     def _question(self, request: DeletionRequest) -> str:
+        count = len(request.exams)
+        if request.unreadable_count == count:
+            return plural(count, self.tr("Delete 1 exam?"), self.tr("Delete %n exams?"))
         images = plural(request.image_count, self.tr("1 image"), self.tr("%n images"))
-        if len(request.exams) == 1:
+        if count == 1:
             return self.tr("Delete 1 exam with %1?").replace("%1", images)
         return (
             self.tr("Delete %1 exams with %2?")
-            .replace("%1", str(len(request.exams)))
+            .replace("%1", str(count))
             .replace("%2", images)
         )
 
