@@ -6,6 +6,12 @@ every other input it can read: progressive, extended or arithmetic-coded
 JPEG, CMYK, RGB without colour transform, EXIF-rotated JPEG and PNG. Such an
 image is turned upright and re-encoded as baseline JPEG at quality 95, so no
 file carries a transfer syntax that its pixel data does not match.
+
+Pillow cannot decode 12-bit JPEG. A 12-bit sequential Huffman-coded JPEG is
+first transcoded to a baseline 8-bit JPEG in the DCT domain
+(:mod:`eyer_desktop.core.dicom.jpeg12`), which is then embedded or re-encoded
+like any 8-bit JPEG. Other JPEG with more than 8 bits per sample (12-bit
+progressive or arithmetic-coded, lossless) is rejected.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image, ImageCms
 
@@ -22,6 +28,11 @@ from eyer_desktop.core.dicom.jpeg import (
     JpegStructure,
     is_jpeg,
     parse_jpeg,
+)
+from eyer_desktop.core.dicom.jpeg12 import (
+    UnsupportedJpegError,
+    transcode_problem,
+    transcode_to_baseline,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,7 +84,8 @@ class EncodedImage:
         compression_ratios: Lossy compression ratio of each JPEG encoding the
             pixels went through, oldest first.
         reencoded_from: What the source was, when the pixels were re-encoded
-            (for example "a progressive (SOF2) JPEG"); None for passthrough.
+            or transcoded (for example "a progressive (SOF2) JPEG"); None for
+            passthrough.
     """
 
     jpeg: bytes
@@ -115,7 +127,7 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
     if data.startswith(PNG_SIGNATURE):
         columns, rows = _png_size(data)
         _check_pixel_count(columns, rows, max_pixels)
-        return _reencode(data, "a PNG image", source_ratio=None, orientation=None)
+        return _reencode(data, "a PNG image", earlier_ratios=(), orientation=None)
 
     if not is_jpeg(data):
         raise ImageInputError(
@@ -123,7 +135,9 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
         )
     structure = _parse(data)
     _check_pixel_count(structure.columns, structure.rows, max_pixels)
-    _check_decodable(structure)
+    if structure.precision != 8:
+        return _from_high_precision(data, structure)
+    _check_component_count(structure)
 
     problem = structure.baseline_problem()
     if problem is None:
@@ -131,7 +145,10 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
     logger.info("Re-encoding %s as baseline JPEG", problem)
     source_ratio = _ratio(structure, len(structure.stripped))
     return _reencode(
-        data, problem, source_ratio=source_ratio, orientation=structure.exif_orientation
+        data,
+        problem,
+        earlier_ratios=(source_ratio,),
+        orientation=structure.exif_orientation,
     )
 
 
@@ -158,18 +175,55 @@ def _check_pixel_count(columns: int, rows: int, max_pixels: int) -> None:
         )
 
 
-def _check_decodable(structure: JpegStructure) -> None:
-    if structure.precision != 8:
-        raise ImageInputError(
-            f"has {structure.precision}-bit samples, but OP 8 Bit stores 8-bit "
-            f"samples and Pillow cannot decode {structure.precision}-bit JPEG to "
-            f"convert it; export the image as an 8-bit JPEG"
-        )
+def _check_component_count(structure: JpegStructure) -> None:
     if len(structure.components) not in (1, 3, 4):
         raise ImageInputError(
             f"has {len(structure.components)} colour components; export it as "
             f"an RGB or greyscale JPEG"
         )
+
+
+def _from_high_precision(data: bytes, structure: JpegStructure) -> EncodedImage:
+    """Transcode a 12-bit JPEG to baseline 8-bit JPEG, then embed it, or
+    re-encode it when it still needs turning upright or a colour transform.
+    """
+    problem = transcode_problem(structure)
+    if problem is not None:
+        raise ImageInputError(
+            f"is {problem}, which cannot be converted to the 8-bit samples that "
+            f"OP 8 Bit stores; export the image as an 8-bit JPEG, as a "
+            f"sequential (not progressive) 12-bit JPEG or as a PNG"
+        )
+
+    source = f"a {structure.precision}-bit {structure.frame_name} JPEG"
+    logger.info("Transcoding %s to baseline 8-bit JPEG", source)
+    try:
+        baseline = transcode_to_baseline(data)
+    except JpegFormatError as err:
+        raise ImageInputError(f"is not a valid JPEG: {err}") from err
+    except UnsupportedJpegError as err:
+        raise ImageInputError(
+            f"is {source} that cannot be converted to 8 bits: {err}; export "
+            f"the image as an 8-bit JPEG or as a PNG"
+        ) from err
+
+    transcoded = parse_jpeg(baseline)
+    ratios = (
+        _ratio(structure, len(structure.stripped)),
+        _ratio(transcoded, len(transcoded.stripped)),
+    )
+    problem = transcoded.baseline_problem()
+    if problem is None:
+        return replace(
+            _passthrough(transcoded), compression_ratios=ratios, reencoded_from=source
+        )
+    logger.info("Re-encoding %s as baseline JPEG", problem)
+    return _reencode(
+        baseline,
+        f"{source} ({problem} after conversion to 8 bits)",
+        earlier_ratios=ratios,
+        orientation=transcoded.exif_orientation,
+    )
 
 
 def _passthrough(structure: JpegStructure) -> EncodedImage:
@@ -189,8 +243,10 @@ def _passthrough(structure: JpegStructure) -> EncodedImage:
 
 
 def _ratio(structure: JpegStructure, size: int) -> float:
-    uncompressed = structure.rows * structure.columns * len(structure.components)
-    return uncompressed / size
+    # The uncompressed size counts the sample bits without padding, as dcmtk
+    # 3.6.7 does for the ratio it writes: 12-bit samples take 1.5 bytes.
+    samples = structure.rows * structure.columns * len(structure.components)
+    return samples * structure.precision / 8 / size
 
 
 def _pixel_aspect_ratio(structure: JpegStructure) -> tuple[int, int] | None:
@@ -216,12 +272,18 @@ def _color_space(icc_profile: bytes | None) -> str | None:
 
 
 def _reencode(
-    data: bytes, source: str, *, source_ratio: float | None, orientation: int | None
+    data: bytes,
+    source: str,
+    *,
+    earlier_ratios: tuple[float, ...],
+    orientation: int | None,
 ) -> EncodedImage:
     """Decode with Pillow, turn upright and encode as baseline JPEG.
 
-    ``orientation`` is the EXIF orientation already read from a JPEG; None
-    lets Pillow read it (from a PNG's eXIf chunk).
+    ``earlier_ratios`` are the compression ratios of the lossy JPEG encodings
+    that the pixels went through before, oldest first. ``orientation`` is the
+    EXIF orientation already read from a JPEG; None lets Pillow read it (from
+    a PNG's eXIf chunk).
     """
     try:
         with Image.open(io.BytesIO(data)) as opened:
@@ -244,8 +306,7 @@ def _reencode(
     if structure.baseline_problem() is not None:
         raise ImageInputError(f"could not be re-encoded as baseline JPEG ({source})")
 
-    ratio = _ratio(structure, len(structure.stripped))
-    ratios = (ratio,) if source_ratio is None else (source_ratio, ratio)
+    ratios = (*earlier_ratios, _ratio(structure, len(structure.stripped)))
     colour_profile = icc_profile if image.mode == "RGB" else None
     return EncodedImage(
         jpeg=structure.stripped,

@@ -876,7 +876,6 @@ def test_failure_keeps_earlier_files(exam_folder: Path, out_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        ("libjpegturbo_monkey12_12bit.jpg", "12-bit"),
         ("jpegdecoder_max_size_65535x65535.jpg", "megapixels"),
         ("jpegdecoder_corrupt_huffman.jpg", "not a valid JPEG"),
         ("pillow_truncated_progressive.jpg", "truncated"),

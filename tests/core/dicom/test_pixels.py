@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -16,6 +17,11 @@ from eyer_desktop.core.dicom.pixels import (
     image_size,
 )
 from tests.core.dicom.conftest import DATA_DIR, JPEG_DIR, draw_fundus, jpeg_bytes
+from tests.helpers.jpeg12 import (
+    scan_data_start,
+    with_exif_orientation,
+    with_frame_size,
+)
 
 SOS = b"\xff\xda"
 
@@ -244,9 +250,78 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     assert 120 <= low <= high <= 135
 
 
-def test_twelve_bit_is_rejected_with_reason() -> None:
-    with pytest.raises(ImageInputError, match="12-bit"):
-        encode_image(corpus("libjpegturbo_monkey12_12bit.jpg"))
+def test_twelve_bit_is_transcoded_to_baseline() -> None:
+    source = corpus("libjpegturbo_monkey12_12bit.jpg")
+
+    encoded = encode_image(source)
+
+    structure = parse_jpeg(encoded.jpeg)
+    assert structure.baseline_problem() is None
+    assert structure.precision == 8
+    assert encoded.reencoded_from == "a 12-bit extended sequential (SOF1) JPEG"
+    assert (encoded.rows, encoded.columns) == (227, 149)
+    assert encoded.samples_per_pixel == 3
+    assert encoded.icc_profile == parse_jpeg(source).icc_profile
+    assert encoded.color_space == "SRGB"
+
+
+def test_twelve_bit_ratios_count_12_bit_samples() -> None:
+    source = corpus("libjpegturbo_monkey12_12bit.jpg")
+
+    encoded = encode_image(source)
+
+    samples = 227 * 149 * 3
+    source_ratio, ratio = encoded.compression_ratios
+    assert source_ratio == pytest.approx(
+        samples * 1.5 / len(parse_jpeg(source).stripped)
+    )
+    assert ratio == pytest.approx(samples / len(encoded.jpeg))
+
+
+def test_twelve_bit_exif_rotation_is_applied() -> None:
+    source = with_exif_orientation(corpus("libjpegturbo_monkey12_12bit.jpg"), 6)
+
+    encoded = encode_image(source)
+
+    assert (encoded.rows, encoded.columns) == (149, 227)
+    assert encoded.reencoded_from is not None
+    assert "12-bit" in encoded.reencoded_from
+    assert "EXIF orientation 6" in encoded.reencoded_from
+    assert len(encoded.compression_ratios) == 3
+    assert parse_jpeg(encoded.jpeg).baseline_problem() is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("libjpegtools_progressive.jpg", "12-bit progressive (SOF2)"),
+        ("libjpegtools_arithmetic.jpg", "12-bit arithmetic-coded sequential (SOF9)"),
+        ("libjpegtools_lossless.jpg", "12-bit lossless (SOF3)"),
+    ],
+)
+def test_other_twelve_bit_kinds_are_rejected(name: str, kind: str) -> None:
+    source = (DATA_DIR / "jpeg12" / name).read_bytes()
+
+    with pytest.raises(ImageInputError, match=re.escape(kind)) as caught:
+        encode_image(source)
+
+    assert "export the image as an 8-bit JPEG" in str(caught.value)
+
+
+def test_damaged_twelve_bit_is_rejected_with_reason() -> None:
+    source = corpus("libjpegturbo_monkey12_12bit.jpg")
+    start = scan_data_start(source)
+    truncated = source[: (start + len(source)) // 2] + b"\xff\xd9"
+
+    with pytest.raises(ImageInputError, match="not a valid JPEG: it is truncated"):
+        encode_image(truncated)
+
+
+def test_twelve_bit_bomb_is_rejected_before_decoding() -> None:
+    source = with_frame_size(corpus("libjpegturbo_monkey12_12bit.jpg"), 65535, 65535)
+
+    with pytest.raises(ImageInputError, match="65535x65535"):
+        encode_image(source)
 
 
 def test_truncated_is_rejected_with_reason() -> None:

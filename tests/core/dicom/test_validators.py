@@ -44,6 +44,7 @@ CONVERTIBLE_CORPUS = [
     "hopper_gray.jpg",
     "icc_profile_big_progressive.jpg",
     "iptc_422.jpg",
+    "libjpegturbo_monkey12_12bit.jpg",
     "libjpegturbo_testimgari_arithmetic.jpg",
     "mozilla_jpg-cmyk-2_adobe0.jpg",
     "mozilla_jpg-size-6x6_is_png.jpg",
