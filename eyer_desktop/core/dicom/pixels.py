@@ -191,8 +191,7 @@ def _from_high_precision(data: bytes, structure: JpegStructure) -> EncodedImage:
     if problem is not None:
         raise ImageInputError(
             f"is {problem}, which cannot be converted to the 8-bit samples that "
-            f"OP 8 Bit stores; export the image as an 8-bit JPEG, as a "
-            f"sequential (not progressive) 12-bit JPEG or as a PNG"
+            f"OP 8 Bit stores; export the image as an 8-bit JPEG or as a PNG"
         )
 
     source = f"a {structure.precision}-bit {structure.frame_name} JPEG"
