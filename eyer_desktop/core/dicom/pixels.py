@@ -86,6 +86,9 @@ class EncodedImage:
         reencoded_from: What the source was, when the pixels were re-encoded
             or transcoded (for example "a progressive (SOF2) JPEG"); None for
             passthrough.
+        reencode_quality: JPEG quality of the Pillow encoding that made the
+            pixels, or None when no pixel was decoded (passthrough, or a
+            12-bit JPEG transcoded without leaving the DCT domain).
     """
 
     jpeg: bytes
@@ -97,6 +100,7 @@ class EncodedImage:
     pixel_aspect_ratio: tuple[int, int] | None
     compression_ratios: tuple[float, ...]
     reencoded_from: str | None
+    reencode_quality: int | None = None
 
     @property
     def photometric_interpretation(self) -> str:
@@ -317,6 +321,7 @@ def _reencode(
         pixel_aspect_ratio=None,
         compression_ratios=ratios,
         reencoded_from=source,
+        reencode_quality=REENCODE_QUALITY,
     )
 
 

@@ -152,6 +152,7 @@ def test_progressive_is_reencoded_as_baseline() -> None:
     encoded = encode_image(source)
 
     assert encoded.reencoded_from == "a progressive (SOF2) JPEG"
+    assert encoded.reencode_quality == 95
     assert parse_jpeg(encoded.jpeg).baseline_problem() is None
     assert (encoded.rows, encoded.columns) == (250, 425)
     assert len(encoded.compression_ratios) == 2
@@ -259,6 +260,7 @@ def test_twelve_bit_is_transcoded_to_baseline() -> None:
     assert structure.baseline_problem() is None
     assert structure.precision == 8
     assert encoded.reencoded_from == "a 12-bit extended sequential (SOF1) JPEG"
+    assert encoded.reencode_quality is None
     assert (encoded.rows, encoded.columns) == (227, 149)
     assert encoded.samples_per_pixel == 3
     assert encoded.icc_profile == parse_jpeg(source).icc_profile
@@ -287,6 +289,7 @@ def test_twelve_bit_exif_rotation_is_applied() -> None:
     assert encoded.reencoded_from is not None
     assert "12-bit" in encoded.reencoded_from
     assert "EXIF orientation 6" in encoded.reencoded_from
+    assert encoded.reencode_quality == 95
     assert len(encoded.compression_ratios) == 3
     assert parse_jpeg(encoded.jpeg).baseline_problem() is None
 
