@@ -170,7 +170,9 @@ class JpegStructure:
         that can be stored unchanged, or None when it can.
         """
         if self.sof_marker != _SOF0:
-            return f"a {self.frame_name} JPEG"
+            name = self.frame_name
+            article = "an" if name[0] in "aeiou" else "a"
+            return f"{article} {name} JPEG"
         if self.precision != 8:
             return f"a {self.precision}-bit JPEG"
         if self.has_arithmetic_tables:

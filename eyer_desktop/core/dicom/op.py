@@ -39,7 +39,7 @@ from eyer_desktop.core.dicom.modules import (
     file_meta,
     reference_item,
 )
-from eyer_desktop.core.dicom.pixels import REENCODE_QUALITY, EncodedImage
+from eyer_desktop.core.dicom.pixels import EncodedImage
 from eyer_desktop.core.exams import ExamType, ImageRole
 
 OP_8BIT_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
@@ -318,10 +318,16 @@ def _derivation_description(encoded: EncodedImage, montage: bool) -> str:
     parts: list[str] = []
     if montage:
         parts.append("Montage stitched from the referenced fields.")
-    if encoded.reencoded_from is not None:
+    source = encoded.reencoded_from
+    if source is not None and encoded.reencode_quality is not None:
         parts.append(
-            f"Re-encoded as baseline JPEG (quality {REENCODE_QUALITY}) from "
-            f"{encoded.reencoded_from}."
+            f"Re-encoded as baseline JPEG (quality {encoded.reencode_quality}) "
+            f"from {source}."
+        )
+    elif source is not None:
+        parts.append(
+            f"Converted to baseline 8-bit JPEG from {source} by requantizing "
+            f"its DCT coefficients."
         )
     return " ".join(parts)
 

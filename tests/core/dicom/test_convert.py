@@ -339,6 +339,19 @@ def test_odd_length_stream_is_padded(exam_folder: Path, out_dir: Path) -> None:
     assert frame == source + b"\x00"
 
 
+def test_twelve_bit_image_is_described(exam_folder: Path, out_dir: Path) -> None:
+    source = (JPEG_DIR / "libjpegturbo_monkey12_12bit.jpg").read_bytes()
+    exam = single_image_exam(exam_folder, source)
+
+    ds = convert(exam, out_dir)[0]
+
+    assert ds.DerivationDescription == (
+        "Converted to baseline 8-bit JPEG from a 12-bit extended sequential "
+        "(SOF1) JPEG by requantizing its DCT coefficients."
+    )
+    assert len(ds.LossyImageCompressionRatio) == 2
+
+
 def test_reencoded_image_is_described(exam_folder: Path, out_dir: Path) -> None:
     source = (JPEG_DIR / "icc_profile_big_progressive.jpg").read_bytes()
     exam = single_image_exam(exam_folder, source)

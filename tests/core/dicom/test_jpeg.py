@@ -206,9 +206,9 @@ def test_exif_orientation_of_malformed_tiff_is_one() -> None:
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        ("icc_profile_big_progressive.jpg", "progressive (SOF2)"),
-        ("hopper_16bit_qtables_sof1.jpg", "extended sequential (SOF1)"),
-        ("libjpegturbo_testimgari_arithmetic.jpg", "arithmetic-coded"),
+        ("icc_profile_big_progressive.jpg", "a progressive (SOF2) JPEG"),
+        ("hopper_16bit_qtables_sof1.jpg", "an extended sequential (SOF1) JPEG"),
+        ("libjpegturbo_testimgari_arithmetic.jpg", "an arithmetic-coded"),
         ("libjpegturbo_monkey12_12bit.jpg", "SOF1"),
         ("mozilla_jpg-cmyk-2_adobe0.jpg", "CMYK"),
         ("pil_sample_cmyk_ycck_adobe.jpg", "YCCK"),

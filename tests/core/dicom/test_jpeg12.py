@@ -518,6 +518,7 @@ def test_converted_file_is_valid_op(
     assert len(dataset.LossyImageCompressionRatio) == 2
     assert list(dataset.LossyImageCompressionMethod) == ["ISO_10918_1"] * 2
     assert "12-bit" in dataset.DerivationDescription
+    assert "quality" not in dataset.DerivationDescription
 
 
 @requires_dicom3tools
