@@ -198,7 +198,7 @@ class ExamConverter:
         buffers = encode_file(
             template.encoded,
             image_elements(self.context, attributes),
-            attributes.encoded.jpeg,
+            attributes.encoded.pieces,
         )
         return EncodedFile(
             filename=self.image_filename(image),

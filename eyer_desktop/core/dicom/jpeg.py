@@ -11,6 +11,7 @@ raises :class:`JpegFormatError`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
@@ -117,9 +118,10 @@ class JpegStructure:
         quantization_precisions: Pq (0 = 8-bit, 1 = 16-bit) of every DQT table.
         huffman_table_ids: Destination ids of every DHT table.
         has_arithmetic_tables: True when a DAC segment is present.
-        stripped: The stream with APPn (except JFIF APP0) and COM segments
-            removed and anything after EOI dropped. Every other segment and
-            all entropy-coded data are unchanged.
+        pieces: The stream with APPn (except JFIF APP0) and COM segments
+            removed and anything after EOI dropped, as consecutive buffers.
+            Every other segment and all entropy-coded data are unchanged; the
+            entropy-coded data is a view of the parsed bytes, not a copy.
     """
 
     sof_marker: int
@@ -134,7 +136,17 @@ class JpegStructure:
     quantization_precisions: tuple[int, ...] = ()
     huffman_table_ids: tuple[int, ...] = ()
     has_arithmetic_tables: bool = False
-    stripped: bytes = field(default=b"", repr=False)
+    pieces: tuple[bytes | memoryview, ...] = field(default=(), repr=False)
+
+    @functools.cached_property
+    def stripped(self) -> bytes:
+        """The stream without metadata segments (see ``pieces``), in one piece."""
+        return b"".join(self.pieces)
+
+    @property
+    def stripped_length(self) -> int:
+        """The length of the stream without metadata segments."""
+        return sum(len(piece) for piece in self.pieces)
 
     @property
     def frame_name(self) -> str:
@@ -424,7 +436,7 @@ class _Parser:
             quantization_precisions=tuple(self.quantization_precisions),
             huffman_table_ids=tuple(self.huffman_table_ids),
             has_arithmetic_tables=self.has_arithmetic_tables,
-            stripped=b"".join(self.pieces),
+            pieces=tuple(self.pieces),
         )
 
     def _icc_profile(self) -> bytes | None:

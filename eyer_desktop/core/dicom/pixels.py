@@ -16,6 +16,7 @@ progressive or arithmetic-coded, lossless) is rejected.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
@@ -73,7 +74,8 @@ class EncodedImage:
     """Baseline JPEG pixel data ready to be encapsulated.
 
     Attributes:
-        jpeg: The baseline JPEG stream, SOI to EOI.
+        pieces: The baseline JPEG stream, SOI to EOI, as consecutive buffers
+            (see :attr:`jpeg` for one piece).
         rows: Number of rows, from the stream's frame header.
         columns: Number of columns, from the stream's frame header.
         samples_per_pixel: 1 (greyscale) or 3 (YCbCr).
@@ -91,7 +93,7 @@ class EncodedImage:
             12-bit JPEG transcoded without leaving the DCT domain).
     """
 
-    jpeg: bytes
+    pieces: tuple[bytes | memoryview, ...]
     rows: int
     columns: int
     samples_per_pixel: int
@@ -101,6 +103,11 @@ class EncodedImage:
     compression_ratios: tuple[float, ...]
     reencoded_from: str | None
     reencode_quality: int | None = None
+
+    @functools.cached_property
+    def jpeg(self) -> bytes:
+        """The baseline JPEG stream in one piece."""
+        return b"".join(self.pieces)
 
     @property
     def photometric_interpretation(self) -> str:
@@ -147,7 +154,7 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
     if problem is None:
         return _passthrough(structure)
     logger.info("Re-encoding %s as baseline JPEG", problem)
-    source_ratio = _ratio(structure, len(structure.stripped))
+    source_ratio = _ratio(structure, structure.stripped_length)
     return _reencode(
         data,
         problem,
@@ -212,8 +219,8 @@ def _from_high_precision(data: bytes, structure: JpegStructure) -> EncodedImage:
 
     transcoded = parse_jpeg(baseline)
     ratios = (
-        _ratio(structure, len(structure.stripped)),
-        _ratio(transcoded, len(transcoded.stripped)),
+        _ratio(structure, structure.stripped_length),
+        _ratio(transcoded, transcoded.stripped_length),
     )
     problem = transcoded.baseline_problem()
     if problem is None:
@@ -233,14 +240,14 @@ def _passthrough(structure: JpegStructure) -> EncodedImage:
     samples = len(structure.components)
     icc_profile = structure.icc_profile if samples == 3 else None
     return EncodedImage(
-        jpeg=structure.stripped,
+        pieces=structure.pieces,
         rows=structure.rows,
         columns=structure.columns,
         samples_per_pixel=samples,
         icc_profile=icc_profile,
         color_space=_color_space(icc_profile),
         pixel_aspect_ratio=_pixel_aspect_ratio(structure),
-        compression_ratios=(_ratio(structure, len(structure.stripped)),),
+        compression_ratios=(_ratio(structure, structure.stripped_length),),
         reencoded_from=None,
     )
 
@@ -309,10 +316,10 @@ def _reencode(
     if structure.baseline_problem() is not None:
         raise ImageInputError(f"could not be re-encoded as baseline JPEG ({source})")
 
-    ratios = (*earlier_ratios, _ratio(structure, len(structure.stripped)))
+    ratios = (*earlier_ratios, _ratio(structure, structure.stripped_length))
     colour_profile = icc_profile if image.mode == "RGB" else None
     return EncodedImage(
-        jpeg=structure.stripped,
+        pieces=structure.pieces,
         rows=structure.rows,
         columns=structure.columns,
         samples_per_pixel=len(structure.components),

@@ -175,13 +175,14 @@ def _encode_ascii(tag: int, vr: str, value: Any) -> bytes | None:
 def encode_file(
     template: EncodedTemplate,
     elements: Iterable[tuple[str, Any]],
-    pixel_fragment: Buffer | None = None,
+    pixel_fragment: Buffer | Sequence[Buffer] | None = None,
 ) -> list[Buffer]:
     """Encode a DICOM file from a template and the elements of one instance.
 
     Elements given as (keyword, value) replace template elements with the
     same tag; they must include SOPInstanceUID. ``pixel_fragment``, when
-    given, becomes encapsulated Pixel Data of one frame in one fragment.
+    given, becomes encapsulated Pixel Data of one frame in one fragment; it
+    may come as consecutive buffers.
 
     Returns:
         The file's bytes as buffers to be written in order; the fragment is
@@ -209,12 +210,14 @@ def encode_file(
     if pixel_fragment is None:
         return [head]
 
-    length = len(pixel_fragment)
+    if isinstance(pixel_fragment, bytes | memoryview):
+        pixel_fragment = [pixel_fragment]
+    length = sum(len(piece) for piece in pixel_fragment)
     padded = length + (length & 1)
     item_header = _ITEM_TAG + struct.pack("<I", padded)
     framing = _PIXEL_DATA_HEADER + _BASIC_OFFSET_TABLE + item_header
     tail = b"\x00" * (padded - length) + _SEQUENCE_DELIMITER
-    return [head + framing, pixel_fragment, tail]
+    return [head + framing, *pixel_fragment, tail]
 
 
 def encode_dataset(dataset: Dataset) -> bytes:
