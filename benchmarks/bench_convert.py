@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.convert import convert_exam
 from eyer_desktop.core.exams import ExamType
 from eyer_desktop.core.importer import import_images, make_patient
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.samples import write_sample_images
-from eyer_desktop.core.sending import conversion_options
 from eyer_desktop.core.settings import AppSettings
 
 IMG2DCM_KEYS = [

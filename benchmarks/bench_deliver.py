@@ -44,12 +44,13 @@ sys.path.insert(0, str(REPOSITORY))
 from _common import timed_process  # noqa: E402
 
 from eyer_desktop.core import routing  # noqa: E402
+from eyer_desktop.core.conversion import conversion_options  # noqa: E402
 from eyer_desktop.core.dicom.convert import convert_exam  # noqa: E402
 from eyer_desktop.core.exams import Exam, ExamType  # noqa: E402
 from eyer_desktop.core.importer import import_images, make_patient  # noqa: E402
 from eyer_desktop.core.paths import AppPaths  # noqa: E402
 from eyer_desktop.core.samples import write_sample_images  # noqa: E402
-from eyer_desktop.core.sending import conversion_options, create_engine  # noqa: E402
+from eyer_desktop.core.sending import create_engine  # noqa: E402
 from eyer_desktop.core.server_settings import DicomStorageSettings  # noqa: E402
 from eyer_desktop.core.workspace import Workspace  # noqa: E402
 from tests.helpers.dcmtk import run_storescp  # noqa: E402

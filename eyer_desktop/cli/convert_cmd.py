@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eyer_desktop.cli.arguments import non_empty_path, resolve_exam_argument
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.convert import convert_exam
 from eyer_desktop.core.errors import EyerError
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.manifest import load_exam
-from eyer_desktop.core.sending import conversion_options
 
 if TYPE_CHECKING:
     from eyer_desktop.core.workspace import Workspace

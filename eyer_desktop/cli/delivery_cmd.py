@@ -1,4 +1,9 @@
-"""Commands that talk to servers: echo, test-server, send, worklist, outbox."""
+"""Commands that talk to servers: echo, test-server, send, worklist, outbox.
+
+The networking modules (pynetdicom, the senders) are imported by the
+commands that use them, not when the command line starts: every other
+command then starts about a tenth of a second sooner.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,11 @@ from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import removal, routing
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.net.association import echo
-from eyer_desktop.core.net.worklist import WorklistItem, WorklistQuery, query_worklist
 from eyer_desktop.core.outbox import Delivery, DeliveryState
-from eyer_desktop.core.sending import create_engine, dicom_endpoint
 from eyer_desktop.core.server_settings import DicomWorklistSettings
-from eyer_desktop.core.server_test import test_server
 
 if TYPE_CHECKING:
+    from eyer_desktop.core.net.worklist import WorklistItem
     from eyer_desktop.core.workspace import Workspace
 
 _DELIVERED = {DeliveryState.SENT, DeliveryState.WARNING}
@@ -146,6 +148,9 @@ def _register_outbox(
 
 
 def echo_server(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.net.association import echo
+    from eyer_desktop.core.sending import dicom_endpoint
+
     server = context.servers.get(args.key)
     endpoint = dicom_endpoint(server)
     round_trip = echo(endpoint)
@@ -154,6 +159,8 @@ def echo_server(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.server_test import test_server
+
     report = test_server(context.servers.get(args.key))
     for step in report.steps:
         mark = "ok  " if step.ok else "FAIL"
@@ -162,6 +169,8 @@ def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def send_exams(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.sending import create_engine
+
     exams = [
         context.library.load(resolve_exam_argument(context, text))
         for text in args.exams
@@ -226,6 +235,9 @@ def _state_note(deliveries: Sequence[Delivery]) -> str:
 
 
 def query_worklist_command(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.net.worklist import WorklistQuery, query_worklist
+    from eyer_desktop.core.sending import dicom_endpoint
+
     server = context.servers.get(args.key)
     if not isinstance(server.settings, DicomWorklistSettings):
         raise ValidationError(
@@ -424,6 +436,8 @@ def resume_server(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def run_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.sending import create_engine
+
     if args.wait < 0:
         raise ValidationError("--wait", args.wait, "is negative", "Give 0 or more")
     engine = create_engine(context)

@@ -18,19 +18,12 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from eyer_desktop.core.demo import (
-    ARCHIVE_NAME,
-    DEMO_IMAGE_SIZE,
-    WORKLIST_NAME,
-    DemoSetup,
-    create_demo,
-    run_headless_demo,
-)
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.logs import configure_logging
-from eyer_desktop.core.samples import MIN_SIZE
+from eyer_desktop.core.samples import DEMO_SIZE, MIN_SIZE
 
 if TYPE_CHECKING:
+    from eyer_desktop.core.demo import DemoSetup
     from eyer_desktop.core.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -61,9 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--size",
         type=int,
-        default=DEMO_IMAGE_SIZE,
-        help=f"width and height of the sample images in pixels "
-        f"(default: {DEMO_IMAGE_SIZE})",
+        default=DEMO_SIZE,
+        help=f"width and height of the sample images in pixels (default: {DEMO_SIZE})",
     )
     parser.set_defaults(handler=run_demo)
 
@@ -84,6 +76,13 @@ def display_available(
 
 
 def run_demo(context: Workspace, args: argparse.Namespace) -> int:
+    from eyer_desktop.core.demo import (
+        ARCHIVE_NAME,
+        WORKLIST_NAME,
+        create_demo,
+        run_headless_demo,
+    )
+
     if args.size < MIN_SIZE:
         raise ValidationError(
             "--size",
@@ -117,7 +116,7 @@ def run_demo(context: Workspace, args: argparse.Namespace) -> int:
 
 def _open_window(demo: DemoSetup) -> int:
     try:
-        from eyer_desktop.gui.demo import run_demo_window  # noqa: PLC0415 (no Qt)
+        from eyer_desktop.gui.demo import run_demo_window
     except ImportError as error:
         logger.error("Cannot load the desktop application: %s", error)
         print(

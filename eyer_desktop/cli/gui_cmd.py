@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def open_gui(context: Workspace, args: argparse.Namespace) -> int:
     try:
-        from eyer_desktop.gui.app import run_gui  # noqa: PLC0415 (keeps Qt out)
+        from eyer_desktop.gui.app import run_gui
     except ImportError as error:
         logger.error("Cannot load the desktop application: %s", error)
         print(

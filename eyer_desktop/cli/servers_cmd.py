@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import removal
 from eyer_desktop.core.errors import ValidationError
-from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.server_settings import (
     SETTINGS_CLASSES,
     DicomSettings,
@@ -283,6 +282,8 @@ def remove_server(context: Workspace, args: argparse.Namespace) -> int:
         ) from error
     context.save_servers()
     if isinstance(server.settings, DicomWebSettings):
+        from eyer_desktop.core.secrets import SecretStore  # Loads keyring.
+
         SecretStore().delete(server.key)
     note = f", {cancelled} deliveries cancelled" if cancelled else ""
     print(f"{server.key}: removed{note}")
@@ -376,6 +377,8 @@ def _store_secret(server: Server, args: argparse.Namespace) -> None:
         raise ValidationError(
             "Secret", None, "is empty", "Type the password or token, or leave it out"
         )
+    from eyer_desktop.core.secrets import SecretStore  # Loads keyring.
+
     SecretStore().set(server.key, secret)
 
 

@@ -29,7 +29,7 @@ from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.library import patient_display_name
 from eyer_desktop.core.net.worklist import WorklistQuery, query_worklist
 from eyer_desktop.core.outbox import DeliveryState
-from eyer_desktop.core.samples import write_sample_exams
+from eyer_desktop.core.samples import DEMO_SIZE, write_sample_exams
 from eyer_desktop.core.sending import create_engine, dicom_endpoint
 from eyer_desktop.core.server_settings import (
     DicomStorageSettings,
@@ -40,8 +40,6 @@ from eyer_desktop.core.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
-DEMO_IMAGE_SIZE = 800
-"""Side of the sample images in pixels: large enough to look real, quick to draw."""
 DEMO_FOLDER_PREFIX = "eyer-desktop-demo-"
 RECEIVED_FOLDER = "demo-archive"
 HEADLESS_SEND_TIMEOUT_S = 60.0
@@ -102,7 +100,7 @@ class DemoSetup:
 def create_demo(
     root: Path | None = None,
     *,
-    size: int = DEMO_IMAGE_SIZE,
+    size: int = DEMO_SIZE,
     seed: int = 0,
     today: dt.date | None = None,
 ) -> DemoSetup:

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIZE = 1600
 JPEG_QUALITY = 92
 MIN_SIZE = 64
+DEMO_SIZE = 800
+"""Side of the demo's sample images in pixels: large enough to look real,
+quick to draw."""
 
 # Field radius as a fraction of the image side: the corners stay dark.
 _FIELD_FRACTION = 0.47

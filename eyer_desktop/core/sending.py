@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.delivery import DeliveryEngine, ProgressCallback, ServerPhase
-from eyer_desktop.core.dicom.charset import CharacterSet
 from eyer_desktop.core.dicom.convert import ExamConverter
-from eyer_desktop.core.dicom.options import ConversionOptions, NameOrder
+from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.errors import (
     ConversionError,
     DeliveryError,
@@ -49,7 +49,6 @@ from eyer_desktop.core.server_settings import (
     WebAuth,
 )
 from eyer_desktop.core.servers import Server
-from eyer_desktop.core.settings import AppSettings
 from eyer_desktop.core.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -59,28 +58,6 @@ _FALLBACKS = {
     SopClassFallback.VL_PHOTOGRAPHIC: StoreFallback.VL_PHOTOGRAPHIC,
     SopClassFallback.SECONDARY_CAPTURE: StoreFallback.SECONDARY_CAPTURE,
 }
-
-
-def conversion_options(
-    settings: AppSettings, server: Server | None = None
-) -> ConversionOptions:
-    """Return the conversion options of the application settings.
-
-    A DICOM server's patient name order and calling AE title apply to the
-    files sent to it.
-    """
-    name_order = NameOrder.FAMILY_GIVEN
-    source_ae_title = ""
-    if server is not None and isinstance(server.settings, DicomSettings):
-        name_order = NameOrder(server.settings.patient_name_order.value)
-        source_ae_title = server.settings.calling_ae
-    return ConversionOptions(
-        dicom_prefix=settings.dicom_prefix,
-        specific_character_set=CharacterSet(settings.specific_character_set.value),
-        institution_name=settings.institution_name,
-        name_order=name_order,
-        source_ae_title=source_ae_title,
-    )
 
 
 def dicom_endpoint(server: Server) -> DicomEndpoint:

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.convert import ExamConverter
 from eyer_desktop.core.exams import Exam, ExamType, WorklistLink
 from eyer_desktop.core.importer import import_images, make_patient
@@ -33,7 +34,6 @@ from eyer_desktop.core.net.transcode import (
 )
 from eyer_desktop.core.paths import AppPaths
 from eyer_desktop.core.samples import write_sample_images
-from eyer_desktop.core.sending import conversion_options
 from eyer_desktop.core.workspace import Workspace
 from tests.cli.conftest import RunCli
 from tests.helpers.dcmtk import (  # noqa: F401

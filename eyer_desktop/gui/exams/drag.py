@@ -24,12 +24,12 @@ from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QTimer, QUrl, Sig
 from PySide6.QtGui import QDrag, QGuiApplication, QPixmap
 from PySide6.QtWidgets import QWidget
 
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.errors import EyerError
 from eyer_desktop.core.export import prepare_drag_files
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.manifest import MANIFEST_NAME
-from eyer_desktop.core.sending import conversion_options
 from eyer_desktop.core.workspace import Workspace
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.workers import Worker, WorkerCancelledError, WorkerPool

@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.errors import EyerError
 from eyer_desktop.core.export import ExportReport, export_exams
 from eyer_desktop.core.library import ExamLibrary
-from eyer_desktop.core.sending import conversion_options
 from eyer_desktop.core.workspace import Workspace
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.exams.labels import plural
