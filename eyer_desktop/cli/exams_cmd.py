@@ -196,8 +196,12 @@ def show_exam(context: Workspace, args: argparse.Namespace) -> int:
 def delete_exam(context: Workspace, args: argparse.Namespace) -> int:
     exam_id = resolve_exam_argument(context, args.exam)
     try:
-        cancelled = removal.delete_exam(
-            context.library, context.outbox, exam_id, force=args.force
+        deletion = removal.delete_exam(
+            context.library,
+            context.outbox,
+            exam_id,
+            cache_dir=context.paths.cache_dir,
+            force=args.force,
         )
     except removal.UnfinishedDeliveriesError as error:
         raise ValidationError(
@@ -208,8 +212,18 @@ def delete_exam(context: Workspace, args: argparse.Namespace) -> int:
             f"{exam_id[:8]}', then 'outbox cancel ID...'), or add --force, "
             "which cancels them",
         ) from error
+    cancelled = deletion.cancelled
     note = f", {cancelled} deliveries cancelled" if cancelled else ""
     print(f"{exam_id}: deleted{note}")
+    # The exam is gone, so copies left in the cache are a warning, not an
+    # error. The core logs their paths as warnings, which standard error shows.
+    if deletion.cache_failures:
+        print(
+            f"warning: {len(deletion.cache_failures)} cached files or folders of "
+            f"exam {exam_id} could not be removed from {context.paths.cache_dir}. "
+            "Delete them by hand.",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -13,14 +13,12 @@ reported in :attr:`ExportReport.failures` with its error.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.fileset import DIRECTORY_RECORDERS, FileInstance, FileSet, RecordNode
 from pydicom.uid import StereometricRelationshipStorage
 
+from eyer_desktop.core.caches import drag_entry_name, make_drag_staging_folder
 from eyer_desktop.core.dicom.convert import ExamConverter, convert_exam
 from eyer_desktop.core.dicom.dates import format_study_id
 from eyer_desktop.core.dicom.options import ConversionOptions
@@ -47,7 +46,6 @@ FILE_SET_ID = "EYER_EXPORT"
 # Top-level folders that pydicom's FileSet writes, one per patient.
 _FILE_SET_FOLDER = re.compile(r"PT[0-9A-Z]{6}")
 _STAGING_PREFIX = ".eyer-export-"
-_PARTIAL_PREFIX = ".partial-"
 
 ProgressCallback = Callable[[int, int], None]
 """Called with the number of exams done and the total."""
@@ -396,16 +394,18 @@ def prepare_drag_files(
     *,
     image_ids: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Convert an exam, or some of its images, into the cache for a drag.
+    """Convert an exam, or some of its images, into the drag cache.
 
     Returns the exam's export folder when ``image_ids`` is None, otherwise the
     files of those images. The files of a complete earlier conversion with the
     same manifest, images and options are reused. A conversion is written into
     a hidden folder and renamed into place when complete, so a returned path
-    always contains every file.
+    always contains every file. The entry folder's name starts with the exam
+    id (see :mod:`eyer_desktop.core.caches`).
 
     Raises:
-        ConversionError: The exam cannot be converted or the cache written.
+        ConversionError: The exam cannot be converted, the cache cannot be
+            written, or the exam was deleted during the conversion.
     """
     entry = cache_root / _drag_key(exam, options, image_ids)
     folder = entry / exam_folder_name(exam)
@@ -421,7 +421,7 @@ def prepare_drag_files(
 def _drag_key(
     exam: Exam, options: ConversionOptions | None, image_ids: Sequence[str] | None
 ) -> str:
-    """Return a cache folder name that changes with the manifest and the options."""
+    """Return the entry's folder name, which changes with the manifest and options."""
     manifest = exam.folder / MANIFEST_NAME if exam.folder is not None else None
     try:
         modified = manifest.stat().st_mtime_ns if manifest is not None else 0
@@ -429,7 +429,7 @@ def _drag_key(
         modified = 0
     selection = ",".join(sorted(image_ids)) if image_ids is not None else "all"
     text = f"{exam.exam_id}|{modified}|{selection}|{options!r}"
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return drag_entry_name(exam.exam_id, hashlib.sha256(text.encode()).hexdigest())
 
 
 def _convert_into_cache(
@@ -440,9 +440,7 @@ def _convert_into_cache(
     image_ids: Sequence[str] | None,
 ) -> None:
     try:
-        cache_root = entry.parent
-        cache_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=_PARTIAL_PREFIX, dir=cache_root))
+        staging = make_drag_staging_folder(entry.parent, exam.exam_id)
     except OSError as err:
         raise ConversionError(
             f"Creating a folder in the cache {entry.parent} failed: "
@@ -462,20 +460,19 @@ def _convert_into_cache(
             ) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _discard_if_exam_deleted(exam, entry)
 
 
-def remove_stale_drag_files(cache_root: Path, older_than: dt.timedelta) -> int:
-    """Remove the drag conversions unused for ``older_than`` and return how many."""
-    try:
-        entries = list(os.scandir(cache_root))
-    except FileNotFoundError:
-        return 0
-    limit = time.time() - older_than.total_seconds()
-    removed = 0
-    for entry in entries:
-        if entry.is_dir() and entry.stat().st_mtime < limit:
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed += 1
-    if removed:
-        logger.info("Removed %d old drag conversions from %s", removed, cache_root)
-    return removed
+def _discard_if_exam_deleted(exam: Exam, entry: Path) -> None:
+    """Remove a conversion whose exam was deleted while it was written.
+
+    Deleting an exam removes its folder before its cache entries, so an entry
+    renamed into place after that removal is found here.
+    """
+    if exam.folder is None or (exam.folder / MANIFEST_NAME).is_file():
+        return
+    shutil.rmtree(entry, ignore_errors=True)
+    raise ConversionError(
+        f"Exam {exam.exam_id} was deleted while its DICOM files were prepared "
+        "for dragging."
+    )

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from eyer_desktop.core.caches import (
+    DRAG_CACHE_FOLDER,
+    THUMBNAIL_CACHE_FOLDER,
+    DiskThumbnailCache,
+)
+from eyer_desktop.core.dicom import ConversionOptions
 from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.export import prepare_drag_files
 from eyer_desktop.core.paths import AppPaths
 from eyer_desktop.core.sending import WorkspaceSender
 from eyer_desktop.core.workspace import Workspace
@@ -23,6 +30,7 @@ from tests.helpers.delivery_profile import (  # noqa: F401
     outbox_rows,
     sample_library_fixture,
 )
+from tests.helpers.read_only import read_only_folder
 
 
 @pytest.fixture(name="color_exam")
@@ -88,6 +96,65 @@ def test_delete_after_cancel_allowed(
 
     assert result.code == 0, result.err
     assert result.out.strip() == f"{color_exam.exam_id}: deleted"
+
+
+def fill_caches(paths: AppPaths, exam: Exam) -> list[Path]:
+    """Convert an exam for dragging and cache a placeholder thumbnail per image."""
+    drag_root = paths.cache_dir / DRAG_CACHE_FOLDER
+    files = prepare_drag_files(exam, ConversionOptions(), drag_root)
+    disk = DiskThumbnailCache(paths.cache_dir / THUMBNAIL_CACHE_FOLDER)
+    for image in exam.images:
+        thumbnail = disk.path_for(exam.image_path(image), 64, exam.exam_id)
+        disk.write(thumbnail, b"placeholder JPEG")
+        files.append(thumbnail)
+    return files
+
+
+def cache_paths_naming(paths: AppPaths, exam_id: str) -> list[Path]:
+    return [
+        path
+        for path in paths.cache_dir.rglob("*")
+        if exam_id in path.relative_to(paths.cache_dir).as_posix()
+    ]
+
+
+def test_delete_removes_cached_copies(
+    run_cli: RunCli, isolated_profile: AppPaths, sample_library: Path
+) -> None:
+    deleted, kept = copy_samples(isolated_profile, sample_library)[:2]
+    deleted_files = fill_caches(isolated_profile, deleted)
+    kept_files = fill_caches(isolated_profile, kept)
+    assert cache_paths_naming(isolated_profile, deleted.exam_id)
+
+    result = run_cli("exams", "delete", deleted.exam_id[:8])
+
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert cache_paths_naming(isolated_profile, deleted.exam_id) == []
+    assert [path for path in deleted_files if path.exists()] == []
+    assert [path for path in kept_files if not path.exists()] == []
+
+
+def test_delete_warns_of_cached_copy_left(
+    run_cli: RunCli, isolated_profile: AppPaths, color_exam: Exam
+) -> None:
+    fill_caches(isolated_profile, color_exam)
+    thumbnails = DiskThumbnailCache(isolated_profile.cache_dir / THUMBNAIL_CACHE_FOLDER)
+    locked = thumbnails.exam_folder(color_exam.exam_id)
+
+    with read_only_folder(locked):
+        result = run_cli("exams", "delete", color_exam.exam_id)
+
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"{color_exam.exam_id}: deleted"
+    warnings = result.err.splitlines()
+    assert warnings[-1] == (
+        f"warning: 3 cached files or folders of exam {color_exam.exam_id} could "
+        f"not be removed from {isolated_profile.cache_dir}. Delete them by hand."
+    )
+    assert all(str(locked) in line for line in warnings[:-1])
+    assert len(warnings) == 4
+    assert run_cli("exams", "show", color_exam.exam_id).code == 2
 
 
 def test_deleted_exam_delivery_message(

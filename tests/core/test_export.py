@@ -15,6 +15,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
+from eyer_desktop.core.caches import drag_entry_exam_id, remove_stale_drag_files
 from eyer_desktop.core.dicom import ConversionOptions
 from eyer_desktop.core.errors import ConversionError, ExamError, ValidationError
 from eyer_desktop.core.exams import Exam, ExamType
@@ -24,10 +25,10 @@ from eyer_desktop.core.export import (
     exam_folder_name,
     export_exams,
     prepare_drag_files,
-    remove_stale_drag_files,
     write_exam_files,
 )
 from eyer_desktop.core.library import ExamLibrary
+from eyer_desktop.core.manifest import MANIFEST_NAME
 from eyer_desktop.core.samples import write_sample_exams
 from tests.helpers.dicom3tools import (
     SMR_REFERENCED_SERIES_FALSE_POSITIVE,
@@ -357,6 +358,20 @@ def test_drag_files_selected_images(
     }
 
 
+def test_drag_entry_named_by_exam(exams: dict[ExamType, Exam], tmp_path: Path) -> None:
+    exam = exams[ExamType.COLOR]
+    chosen = [exam.images[0].image_id]
+
+    whole = prepare_drag_files(exam, OPTIONS, tmp_path)[0].parent
+    selected = prepare_drag_files(exam, OPTIONS, tmp_path, image_ids=chosen)[0]
+
+    assert whole.parent == tmp_path
+    assert whole.name.startswith(f"{exam.exam_id}_")
+    assert drag_entry_exam_id(whole.name) == exam.exam_id
+    assert drag_entry_exam_id(selected.parent.parent.name) == exam.exam_id
+    assert selected.parent.parent != whole
+
+
 def test_remove_stale_drag_files(exams: dict[ExamType, Exam], tmp_path: Path) -> None:
     old = prepare_drag_files(exams[ExamType.COLOR], OPTIONS, tmp_path)[0].parent
     fresh = prepare_drag_files(exams[ExamType.TEXTURE], OPTIONS, tmp_path)[0].parent
@@ -370,8 +385,20 @@ def test_remove_stale_drag_files(exams: dict[ExamType, Exam], tmp_path: Path) ->
     assert fresh.exists()
 
 
-def test_remove_stale_missing_cache(tmp_path: Path) -> None:
-    assert remove_stale_drag_files(tmp_path / "none", dt.timedelta(days=1)) == 0
+def test_drag_files_of_deleted_exam_discarded(tmp_path: Path) -> None:
+    library = ExamLibrary(tmp_path / "exams")
+    exam = write_sample_exams(library, size=64, seed=5)[0]
+    cache = tmp_path / "drag"
+    # The images are still there, so the conversion succeeds, but the exam
+    # is no longer in the library when the entry is renamed into place.
+    assert exam.folder is not None
+    (exam.folder / MANIFEST_NAME).unlink()
+
+    with pytest.raises(ConversionError) as caught:
+        prepare_drag_files(exam, OPTIONS, cache)
+
+    assert f"Exam {exam.exam_id} was deleted" in str(caught.value)
+    assert list(cache.iterdir()) == []
 
 
 def test_dicomdir_stop_writes_nothing(

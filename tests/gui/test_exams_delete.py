@@ -7,12 +7,14 @@ the tests click its buttons, as a user would.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QAbstractButton, QMessageBox, QToolButton
 from pytestqt.qtbot import QtBot
 
+from eyer_desktop.core.caches import drag_entry_exam_id
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.library import patient_display_name
 from eyer_desktop.core.outbox import DeliveryState, Route, items_of_exam
@@ -344,3 +346,94 @@ def test_detail_reports_thumbnail_of_shown_exam(
     )
 
     assert messages == []
+
+
+def cache_paths_naming(workspace: Workspace, exam_id: str) -> list[Path]:
+    cache_dir = workspace.paths.cache_dir
+    return [
+        path
+        for path in cache_dir.rglob("*")
+        if exam_id in path.relative_to(cache_dir).as_posix()
+    ]
+
+
+def memory_keys_of(page: ExamsPage, exam: Exam) -> list[Path]:
+    """Return the images of an exam whose list thumbnails are in memory."""
+    size = page.model.thumbnail_size
+    paths = [exam.image_path(image) for image in exam.images]
+    return [path for path in paths if (path, size) in page.thumbnail_cache]
+
+
+def test_delete_removes_cached_copies(
+    qtbot: QtBot, page: ExamsPage, workspace: Workspace, exams: list[Exam]
+) -> None:
+    deleted, kept = exams[:2]
+    disk = page.disk_cache
+    for exam in (deleted, kept):
+        assert page.select_exam(exam.exam_id)
+        qtbot.waitUntil(lambda: page.detail.exam is not None, timeout=WAIT_MS)
+        page.drag_exporter.paths_for([exam.exam_id])
+    qtbot.waitUntil(
+        lambda: (
+            disk.exam_folder(deleted.exam_id).is_dir()
+            and disk.exam_folder(kept.exam_id).is_dir()
+            and memory_keys_of(page, deleted) != []
+            and memory_keys_of(page, kept) != []
+            and page.thumbnails.pending_count() == 0
+        ),
+        timeout=WAIT_MS,
+    )
+    drag_exams = {
+        drag_entry_exam_id(path.name)
+        for path in page.drag_exporter.cache_root.iterdir()
+    }
+    assert drag_exams == {deleted.exam_id, kept.exam_id}
+    kept_files = cache_paths_naming(workspace, kept.exam_id)
+
+    select(page, deleted.exam_id)
+    page.delete_action.trigger()
+    qtbot.mouseClick(
+        delete_button(confirmation(qtbot, page)), Qt.MouseButton.LeftButton
+    )
+    wait_for_rows(qtbot, page, SAMPLE_COUNT)
+    wait_until_idle(qtbot, page)
+    qtbot.waitUntil(lambda: page.thumbnails.pending_count() == 0, timeout=WAIT_MS)
+
+    assert deleted.exam_id not in workspace.library.exam_ids()
+    assert cache_paths_naming(workspace, deleted.exam_id) == []
+    assert memory_keys_of(page, deleted) == []
+    assert memory_keys_of(page, kept) != []
+    assert [path for path in kept_files if not path.exists()] == []
+
+
+def test_cache_failure_shown_after_delete(
+    qtbot: QtBot,
+    page: ExamsPage,
+    workspace: Workspace,
+    exams: list[Exam],
+    messages: list[str],
+) -> None:
+    exam = exams[0]
+    folder = page.disk_cache.exam_folder(exam.exam_id)
+    assert page.select_exam(exam.exam_id)
+    qtbot.waitUntil(
+        lambda: (
+            len(list(folder.glob("*.jpg"))) >= 2
+            and page.thumbnails.pending_count() == 0
+        ),
+        timeout=WAIT_MS,
+    )
+
+    with read_only_folder(folder):
+        page.delete_action.trigger()
+        box = confirmation(qtbot, page)
+        qtbot.mouseClick(delete_button(box), Qt.MouseButton.LeftButton)
+        wait_for_rows(qtbot, page, SAMPLE_COUNT)
+        wait_until_idle(qtbot, page)
+
+    assert exam.exam_id not in workspace.library.exam_ids()
+    assert messages[-1].startswith(
+        f"Deleted 1 exam. Removing the cached copy {folder}/"
+    )
+    assert ". Delete it by hand. " in messages[-1]
+    assert messages[-1].endswith(" more failed too.")

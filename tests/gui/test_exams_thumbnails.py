@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,17 +11,20 @@ from PIL import Image
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
+from eyer_desktop.core.caches import DiskThumbnailCache
 from eyer_desktop.gui.exams.thumbnails import (
-    DiskThumbnailCache,
     ThumbnailCache,
     ThumbnailError,
     ThumbnailLoader,
     decode_thumbnail,
 )
 from eyer_desktop.gui.workers import Pools
+from tests.helpers.deleting_thumbnail_cache import SourceDeletingDiskCache
 from tests.helpers.gui_exams import WAIT_MS, write_jpeg
 
 SIZE = 32
+EXAM = "3f2b8c1e-5d4a-4c7b-9e1f-0a2b3c4d5e6f"
+OTHER = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 
 
 @pytest.fixture
@@ -92,6 +97,44 @@ def test_disk_cache_serves_decoding(disk: DiskThumbnailCache, tmp_path: Path) ->
 
     assert QColor(image.pixel(4, 4)).green() > 150
     assert QColor(image.pixel(4, 4)).red() < 60
+
+
+def test_exam_thumbnail_in_exam_folder(
+    qtbot: QtBot, loader: ThumbnailLoader, disk: DiskThumbnailCache, tmp_path: Path
+) -> None:
+    path = write_jpeg(tmp_path / "eye.jpg", (180, 40, 20))
+
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=WAIT_MS):
+        loader.request(path, SIZE, EXAM)
+
+    cache_file = disk.path_for(path, SIZE, EXAM)
+    assert cache_file.is_file()
+    assert list(disk.exam_folder(EXAM).iterdir()) == [cache_file]
+    assert not disk.path_for(path, SIZE).exists()
+
+
+def test_disk_cache_hit_marks_used(disk: DiskThumbnailCache, tmp_path: Path) -> None:
+    path = write_jpeg(tmp_path / "eye.jpg", (180, 40, 20))
+    decode_thumbnail(path, SIZE, disk, EXAM)
+    cache_file = disk.path_for(path, SIZE, EXAM)
+    long_ago = time.time() - 40 * 86400
+    os.utime(cache_file, (long_ago, long_ago))
+
+    decode_thumbnail(path, SIZE, disk, EXAM)
+
+    assert cache_file.stat().st_mtime > time.time() - 60
+
+
+def test_decode_of_deleted_image_stores_nothing(tmp_path: Path) -> None:
+    path = write_jpeg(tmp_path / "exams" / EXAM / "eye.jpg", (180, 40, 20))
+    disk = SourceDeletingDiskCache(tmp_path / "thumbnails", path)
+
+    with pytest.raises(ThumbnailError, match="was deleted"):
+        decode_thumbnail(path, SIZE, disk, EXAM)
+
+    assert disk.written is not None
+    assert not disk.written.exists()
+    assert not disk.exam_folder(EXAM).exists()
 
 
 def test_disk_cache_key_changes_with_file(
@@ -175,3 +218,37 @@ def test_memory_cache_drops_least_recently_used() -> None:
 def test_memory_cache_rejects_zero_budget() -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         ThumbnailCache(max_bytes=0)
+
+
+def test_memory_cache_forgets_exam() -> None:
+    image = QImage(10, 10, QImage.Format.Format_RGB888)
+    cache = ThumbnailCache()
+    own = [(Path(f"/exams/{EXAM}/{n}.jpg"), SIZE) for n in range(2)]
+    other = (Path(f"/exams/{OTHER}/0.jpg"), SIZE)
+    loose = (Path("/import/0.jpg"), SIZE)
+    for key in own:
+        cache.put(key, QImage(image), EXAM)
+    cache.put(other, QImage(image), OTHER)
+    cache.put(loose, QImage(image))
+
+    forgotten = cache.forget_exam(EXAM)
+
+    assert forgotten == 2
+    assert all(key not in cache for key in own)
+    assert other in cache
+    assert loose in cache
+    assert cache.bytes_used == 2 * image.sizeInBytes()
+    assert cache.forget_exam(EXAM) == 0
+
+
+def test_memory_cache_forgets_after_eviction() -> None:
+    image = QImage(10, 10, QImage.Format.Format_RGB888)
+    cache = ThumbnailCache(max_bytes=2 * image.sizeInBytes())
+    keys = [(Path(f"/exams/{EXAM}/{n}.jpg"), SIZE) for n in range(3)]
+    for key in keys:
+        cache.put(key, QImage(image), EXAM)
+
+    assert keys[0] not in cache
+    assert cache.forget_exam(EXAM) == 2
+    assert len(cache) == 0
+    assert cache.bytes_used == 0

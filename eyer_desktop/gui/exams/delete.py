@@ -4,10 +4,10 @@
 the user to confirm in a message box that names how many exams, images and
 unfinished deliveries are concerned, and then deletes on a worker through
 :func:`~eyer_desktop.core.removal.delete_exam`, the function behind the
-command line's ``exams delete``. The deliveries the box named are cancelled,
-as ``--force`` cancels them. An exam that gained unfinished deliveries while
-the box was open is kept and reported, as the command line without
-``--force`` keeps it.
+command line's ``exams delete``, which also removes the exams' cached copies.
+The deliveries the box named are cancelled, as ``--force`` cancels them. An
+exam that gained unfinished deliveries while the box was open is kept and
+reported, as the command line without ``--force`` keeps it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from eyer_desktop.core import removal
+from eyer_desktop.core.caches import RemovalFailure
 from eyer_desktop.core.errors import EyerError, ValidationError
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.outbox import UNFINISHED_STATES, Outbox
@@ -88,11 +90,14 @@ class DeletionReport:
         deleted: Ids of the exams deleted.
         cancelled: Deliveries cancelled with them.
         failures: Each exam not deleted, with the reason.
+        cache_failures: Cached copies of deleted exams that could not be
+            removed.
     """
 
     deleted: tuple[str, ...]
     cancelled: int
     failures: tuple[tuple[str, EyerError], ...]
+    cache_failures: tuple[RemovalFailure, ...] = ()
 
 
 def count_unfinished(outbox: Outbox, exam_ids: Collection[str]) -> dict[str, int]:
@@ -110,16 +115,25 @@ def count_unfinished(outbox: Outbox, exam_ids: Collection[str]) -> dict[str, int
 
 
 def delete_exams(
-    library: ExamLibrary, outbox: Outbox, request: DeletionRequest
+    library: ExamLibrary,
+    outbox: Outbox,
+    request: DeletionRequest,
+    cache_dir: Path | None,
 ) -> DeletionReport:
-    """Delete each exam of the request. A failure does not stop the others."""
+    """Delete each exam of the request with its cached copies in ``cache_dir``.
+
+    A failure does not stop the others.
+    """
     deleted: list[str] = []
     cancelled = 0
     failures: list[tuple[str, EyerError]] = []
+    cache_failures: list[RemovalFailure] = []
     for exam_id in request.exam_ids:
         force = request.unfinished.get(exam_id, 0) > 0
         try:
-            cancelled += removal.delete_exam(library, outbox, exam_id, force=force)
+            deletion = removal.delete_exam(
+                library, outbox, exam_id, cache_dir=cache_dir, force=force
+            )
         except removal.UnfinishedDeliveriesError as err:
             failures.append((exam_id, _new_deliveries_error(err)))
         except EyerError as err:
@@ -127,7 +141,11 @@ def delete_exams(
             failures.append((exam_id, err))
         else:
             deleted.append(exam_id)
-    return DeletionReport(tuple(deleted), cancelled, tuple(failures))
+            cancelled += deletion.cancelled
+            cache_failures.extend(deletion.cache_failures)
+    return DeletionReport(
+        tuple(deleted), cancelled, tuple(failures), tuple(cache_failures)
+    )
 
 
 def _new_deliveries_error(
@@ -295,6 +313,7 @@ class ExamDeleter(QObject):
             self._workspace.library,
             self._workspace.outbox,
             request,
+            self._workspace.paths.cache_dir,
             name="delete exams",
         )
         on_ending(worker, self, self._done, self._failed)
@@ -305,7 +324,8 @@ class ExamDeleter(QObject):
     def _done(self, report: DeletionReport) -> None:
         self._busy = False
         self.deleted.emit(report)
-        timeout = FAILURE_STATUS_MS if report.failures else STATUS_MS
+        failed = report.failures or report.cache_failures
+        timeout = FAILURE_STATUS_MS if failed else STATUS_MS
         self.status_message.emit(self.summary(report), timeout)
 
     def summary(self, report: DeletionReport) -> str:
@@ -331,7 +351,24 @@ class ExamDeleter(QObject):
                 self.tr("%n exams not deleted, the first: "),
             )
             parts.append(failures + str(report.failures[0][1]))
+        if report.cache_failures:
+            parts.append(self._cache_failure_text(report.cache_failures))
         return " ".join(parts)
+
+    def _cache_failure_text(self, failures: Sequence[RemovalFailure]) -> str:
+        first = failures[0]
+        text = (
+            self.tr("Removing the cached copy %1 failed: %2. Delete it by hand.")
+            .replace("%1", str(first.path))
+            .replace("%2", first.reason)
+        )
+        if len(failures) > 1:
+            text += plural(
+                len(failures) - 1,
+                self.tr(" 1 more failed too."),
+                self.tr(" %n more failed too."),
+            )
+        return text
 
     def _failed(self, error: BaseException) -> None:
         self._busy = False

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from eyer_desktop.core.caches import DiskThumbnailCache
 from eyer_desktop.core.exams import Exam, ExamImage, ImageRole, Laterality
 from eyer_desktop.core.library import ExamLibrary, patient_display_name
 from eyer_desktop.core.outbox import Delivery, HistoryEvent, Outbox
@@ -57,11 +58,7 @@ from eyer_desktop.gui.exams.labels import (
 )
 from eyer_desktop.gui.exams.preview import ImagePreview, decode_preview
 from eyer_desktop.gui.exams.status import ChipState
-from eyer_desktop.gui.exams.thumbnails import (
-    DiskThumbnailCache,
-    ThumbnailCache,
-    ThumbnailLoader,
-)
+from eyer_desktop.gui.exams.thumbnails import ThumbnailCache, ThumbnailLoader
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.workers import Worker, WorkerCancelledError, WorkerPool
 
@@ -481,7 +478,7 @@ class ExamDetailPane(QWidget):
             item.setToolTip(eye_label(image.laterality))
             path = exam.image_path(image)
             wanted.append((path, STRIP_THUMBNAIL_SIZE))
-            loaded = self._thumbnails.request(path, STRIP_THUMBNAIL_SIZE)
+            loaded = self._thumbnails.request(path, STRIP_THUMBNAIL_SIZE, exam.exam_id)
             item.setIcon(self._strip_icon(loaded, image.laterality))
         self._thumbnails.retain(wanted)
         if self.strip.count():
@@ -522,7 +519,7 @@ class ExamDetailPane(QWidget):
             item = self.strip.item(row)
             image = exam.image(str(item.data(ImageIdRole)))
             if exam.image_path(image) == path:
-                loaded = self._thumbnails.request(path, size)
+                loaded = self._thumbnails.request(path, size, exam.exam_id)
                 item.setIcon(self._strip_icon(loaded, image.laterality))
 
     def _thumbnail_failed(self, path: Path, size: int, error: object) -> None:

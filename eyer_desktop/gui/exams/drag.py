@@ -14,9 +14,8 @@ exam folders to add to the library.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QTimer, QUrl, Sig
 from PySide6.QtGui import QDrag, QGuiApplication, QPixmap
 from PySide6.QtWidgets import QWidget
 
+from eyer_desktop.core.caches import DRAG_CACHE_FOLDER
 from eyer_desktop.core.conversion import conversion_options
 from eyer_desktop.core.dicom.options import ConversionOptions
 from eyer_desktop.core.errors import EyerError
@@ -36,10 +36,6 @@ from eyer_desktop.gui.workers import Worker, WorkerCancelledError, WorkerPool
 
 logger = logging.getLogger(__name__)
 
-DRAG_CACHE_FOLDER = "drag"
-# Drag conversions stay in the cache this long after their last use, so a
-# file manager that copies late still finds them.
-DRAG_CACHE_AGE = dt.timedelta(days=1)
 DRAG_WAIT_MS = 60_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 
@@ -140,6 +136,17 @@ class DragExporter(QObject):
         self._stopped = True
         for worker in self._pending.values():
             worker.cancel()
+
+    def forget_exams(self, exam_ids: Collection[str]) -> None:
+        """Drop the finished conversions and errors of deleted exams.
+
+        The conversions' files are removed with the exams by
+        :func:`~eyer_desktop.core.removal.delete_exam`. A conversion still
+        running fails once it finds its exam gone.
+        """
+        for known in (self._ready, self._errors):
+            for key in [key for key in known if key[0] in exam_ids]:
+                del known[key]
 
     def options(self) -> ConversionOptions:
         """Return the conversion options of the current settings."""

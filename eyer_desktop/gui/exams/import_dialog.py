@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from eyer_desktop.core.caches import DiskThumbnailCache
 from eyer_desktop.core.errors import EyerError, ValidationError
 from eyer_desktop.core.exams import (
     DeviceInfo,
@@ -58,11 +59,7 @@ from eyer_desktop.gui.exams.delegate import paint_eye_badge
 from eyer_desktop.gui.exams.drag import IMAGE_SUFFIXES
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.exams.labels import exam_type_label, eye_label
-from eyer_desktop.gui.exams.thumbnails import (
-    DiskThumbnailCache,
-    ThumbnailCache,
-    ThumbnailLoader,
-)
+from eyer_desktop.gui.exams.thumbnails import ThumbnailCache, ThumbnailLoader
 from eyer_desktop.gui.form_fields import ErrorLabel
 from eyer_desktop.gui.workers import Worker, WorkerPool
 

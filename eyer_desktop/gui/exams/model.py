@@ -332,7 +332,9 @@ class ExamListModel(QAbstractTableModel):
             loaded = None
             if self._thumbnails is not None:
                 self._thumbnail_owners[path] = row.exam_id
-                loaded = self._thumbnails.request(path, self.thumbnail_size)
+                loaded = self._thumbnails.request(
+                    path, self.thumbnail_size, row.exam_id
+                )
             thumbnails.append(Thumbnail(image.laterality, path, loaded))
         return tuple(thumbnails)
 

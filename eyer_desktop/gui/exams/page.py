@@ -52,9 +52,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from eyer_desktop.core.caches import (
+    DRAG_CACHE_AGE,
+    THUMBNAIL_CACHE_AGE,
+    THUMBNAIL_CACHE_FOLDER,
+    DiskThumbnailCache,
+    remove_stale_drag_files,
+)
 from eyer_desktop.core.errors import EyerError
 from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.export import ExportReport, remove_stale_drag_files
+from eyer_desktop.core.export import ExportReport
 from eyer_desktop.core.library import ExamLibrary, LibraryListing
 from eyer_desktop.core.outbox import DeliveryState, Outbox
 from eyer_desktop.core.workspace import Workspace
@@ -67,12 +74,7 @@ from eyer_desktop.gui.exams.delegate import (
 )
 from eyer_desktop.gui.exams.delete import DeletionReport, ExamDeleter, ExamToDelete
 from eyer_desktop.gui.exams.detail import ExamDetailPane
-from eyer_desktop.gui.exams.drag import (
-    DRAG_CACHE_AGE,
-    DragExporter,
-    DropContents,
-    classify_drop,
-)
+from eyer_desktop.gui.exams.drag import DragExporter, DropContents, classify_drop
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.exams.export import ExportDialog, export_summary
 from eyer_desktop.gui.exams.import_dialog import ImportDialog
@@ -84,11 +86,7 @@ from eyer_desktop.gui.exams.model import (
     Role,
 )
 from eyer_desktop.gui.exams.proxy import ExamFilterProxy
-from eyer_desktop.gui.exams.thumbnails import (
-    DiskThumbnailCache,
-    ThumbnailCache,
-    ThumbnailLoader,
-)
+from eyer_desktop.gui.exams.thumbnails import ThumbnailCache, ThumbnailLoader
 from eyer_desktop.gui.icons import icon
 from eyer_desktop.gui.workers import Pools, Worker, WorkerPool
 
@@ -97,7 +95,6 @@ logger = logging.getLogger(__name__)
 ROW_HEIGHT = THUMBNAIL_BOX + 2 * ROW_PADDING
 COUNTS_INTERVAL_MS = 3000
 WATCH_DELAY_MS = 500
-THUMBNAIL_CACHE_FOLDER = "thumbnails"
 STATUS_MS = 6000
 BACKGROUND_THREADS = 2
 SHUTDOWN_WAIT_MS = 10_000
@@ -238,13 +235,19 @@ class ExamsPage(QWidget):
             application.aboutToQuit.connect(self.shutdown)
 
     def _start_reading(self) -> None:
-        cleanup = Worker(
+        drag_cleanup = Worker(
             remove_stale_drag_files,
             self.drag_exporter.cache_root,
             DRAG_CACHE_AGE,
             name="remove stale drag files",
         )
-        self.background.start(cleanup)
+        self.background.start(drag_cleanup)
+        thumbnail_cleanup = Worker(
+            self.disk_cache.remove_stale,
+            THUMBNAIL_CACHE_AGE,
+            name="remove stale thumbnails",
+        )
+        self.background.start(thumbnail_cleanup)
         self.refresh()
 
     # Layout
@@ -744,6 +747,9 @@ class ExamsPage(QWidget):
             return
         if self.detail.exam_id in report.deleted:
             self.detail.show_exam(None)
+        for exam_id in report.deleted:
+            self.thumbnail_cache.forget_exam(exam_id)
+        self.drag_exporter.forget_exams(report.deleted)
         self.exams_deleted.emit(list(report.deleted))
         self.refresh()
 

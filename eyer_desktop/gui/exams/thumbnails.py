@@ -5,9 +5,10 @@ Pillow (``draft`` lets the JPEG decoder scale down while decoding, then
 ``thumbnail`` resizes) into a QImage, never a QPixmap, which only the GUI
 thread may create. Results are kept in memory in a :class:`ThumbnailCache`,
 which drops the least recently used beyond a byte budget. They are also kept
-as small JPEG files in a :class:`DiskThumbnailCache`, keyed by the image's
-path, modification time and size, so a restart does not decode every image
-again.
+as small JPEG files in the core's :class:`DiskThumbnailCache`, keyed by the
+image's path, modification time and size, so a restart does not decode every
+image again. A request names the exam of a library image, so that both caches
+can drop the thumbnails of a deleted exam.
 
 Views request only the thumbnails they paint, and tell the loader which ones
 they still show (:meth:`ThumbnailLoader.retain`). A queued request that is no
@@ -17,11 +18,8 @@ its row scrolled away goes into the cache without a repaint.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from eyer_desktop.core.caches import DiskThumbnailCache
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.workers import Worker, WorkerCancelledError, WorkerPool
 
@@ -58,6 +57,8 @@ class ThumbnailCache:
         self.max_bytes = max_bytes
         self.bytes_used = 0
         self._images: OrderedDict[ThumbnailKey, QImage] = OrderedDict()
+        self._exam_of: dict[ThumbnailKey, str] = {}
+        self._exam_keys: dict[str, set[ThumbnailKey]] = {}
 
     def __len__(self) -> int:
         return len(self._images)
@@ -72,76 +73,81 @@ class ThumbnailCache:
             self._images.move_to_end(key)
         return image
 
-    def put(self, key: ThumbnailKey, image: QImage) -> None:
-        """Store a thumbnail, dropping the least recently used beyond the budget."""
-        previous = self._images.pop(key, None)
-        if previous is not None:
-            self.bytes_used -= previous.sizeInBytes()
+    def put(self, key: ThumbnailKey, image: QImage, exam_id: str | None = None) -> None:
+        """Store a thumbnail, dropping the least recently used beyond the budget.
+
+        ``exam_id`` names the exam of a library image, for :meth:`forget_exam`.
+        """
+        self._drop(key)
         self._images[key] = image
         self.bytes_used += image.sizeInBytes()
+        if exam_id is not None:
+            self._exam_of[key] = exam_id
+            self._exam_keys.setdefault(exam_id, set()).add(key)
         while self.bytes_used > self.max_bytes and len(self._images) > 1:
-            _, dropped = self._images.popitem(last=False)
-            self.bytes_used -= dropped.sizeInBytes()
+            self._drop(next(iter(self._images)))
 
+    def forget_exam(self, exam_id: str) -> int:
+        """Drop the thumbnails of a deleted exam's images and return how many."""
+        keys = list(self._exam_keys.get(exam_id, ()))
+        for key in keys:
+            self._drop(key)
+        return len(keys)
 
-class DiskThumbnailCache:
-    """Thumbnails as JPEG files under one folder, safe to use from any thread."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def path_for(self, source: Path, size: int) -> Path:
-        """Return the cache file of a source image's thumbnail at a box size.
-
-        Raises:
-            OSError: The source image cannot be examined.
-        """
-        info = source.stat()
-        text = f"{source.resolve()}|{info.st_mtime_ns}|{info.st_size}|{size}"
-        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.jpg"
-
-    def write(self, path: Path, data: bytes) -> None:
-        """Write a cache file atomically, so a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def _drop(self, key: ThumbnailKey) -> None:
+        image = self._images.pop(key, None)
+        if image is None:
+            return
+        self.bytes_used -= image.sizeInBytes()
+        exam_id = self._exam_of.pop(key, None)
+        if exam_id is None:
+            return
+        keys = self._exam_keys[exam_id]
+        keys.discard(key)
+        if not keys:
+            del self._exam_keys[exam_id]
 
 
 def decode_thumbnail(
-    source: Path, size: int, disk: DiskThumbnailCache | None = None
+    source: Path,
+    size: int,
+    disk: DiskThumbnailCache | None = None,
+    exam_id: str | None = None,
 ) -> QImage:
     """Return the thumbnail of an image file, fitting a ``size`` pixel square.
 
-    The disk cache is read first and written after decoding. Runs on any
-    thread.
+    The disk cache is read first and written after decoding, in the folder of
+    ``exam_id`` for an image of a library exam. Runs on any thread.
 
     Raises:
-        ThumbnailError: The image cannot be read or decoded.
+        ThumbnailError: The image cannot be read or decoded, or was deleted
+            while it was decoded.
     """
-    cached = None
-    if disk is not None:
+    if disk is None:
+        return to_qimage(_open_rgb(source, size))
+
+    try:
+        cached = disk.path_for(source, size, exam_id)
+    except OSError as err:
+        raise ThumbnailError(
+            f"Reading the image {source} failed: {err.strerror or err}"
+        ) from err
+    if cached.is_file():
         try:
-            cached = disk.path_for(source, size)
-        except OSError as err:
-            raise ThumbnailError(
-                f"Reading the image {source} failed: {err.strerror or err}"
-            ) from err
-        if cached.is_file():
-            try:
-                return to_qimage(_open_rgb(cached, size))
-            except ThumbnailError:
-                logger.warning("Thumbnail cache file %s is damaged", cached)
+            image = _open_rgb(cached, size)
+        except ThumbnailError:
+            logger.warning("Thumbnail cache file %s is damaged", cached)
+        else:
+            disk.mark_used(cached)
+            return to_qimage(image)
 
     image = _open_rgb(source, size)
-    if cached is not None:
-        _store(disk, cached, image)
+    _store(disk, cached, image)
+    # Deleting an exam removes its image files before its thumbnails, so a
+    # thumbnail stored after that removal is found here.
+    if not source.exists():
+        disk.discard(cached)
+        raise ThumbnailError(f"The image {source} was deleted")
     return to_qimage(image)
 
 
@@ -156,9 +162,7 @@ def _open_rgb(path: Path, size: int) -> Image.Image:
         raise ThumbnailError(f"Decoding the image {path} failed: {err}") from err
 
 
-def _store(disk: DiskThumbnailCache | None, path: Path, image: Image.Image) -> None:
-    if disk is None:
-        return
+def _store(disk: DiskThumbnailCache, path: Path, image: Image.Image) -> None:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=DISK_JPEG_QUALITY)
     try:
@@ -213,8 +217,14 @@ class ThumbnailLoader(QObject):
         self.decoded_count = 0
         """Thumbnails that arrived from a worker, for tests and measurements."""
 
-    def request(self, path: Path, size: int) -> QImage | None:
-        """Return the thumbnail from memory, or None and start loading it."""
+    def request(
+        self, path: Path, size: int, exam_id: str | None = None
+    ) -> QImage | None:
+        """Return the thumbnail from memory, or None and start loading it.
+
+        Pass the exam id of an image of the library, so that its thumbnails
+        are removed with the exam.
+        """
         key = (path, size)
         image = self._cache.get(key)
         if image is not None:
@@ -224,7 +234,7 @@ class ThumbnailLoader(QObject):
         self._wanted.add(key)
         pending = self._pending.get(key)
         if pending is None or pending.cancelled:
-            self._start(key)
+            self._start(key, exam_id)
         return None
 
     def error(self, path: Path, size: int) -> str | None:
@@ -253,16 +263,18 @@ class ThumbnailLoader(QObject):
         """Try images that failed again on their next request."""
         self._failed.clear()
 
-    def _start(self, key: ThumbnailKey) -> None:
+    def _start(self, key: ThumbnailKey, exam_id: str | None) -> None:
         path, size = key
-        worker = Worker(decode_thumbnail, path, size, self._disk, name="thumbnail")
+        worker = Worker(
+            decode_thumbnail, path, size, self._disk, exam_id, name="thumbnail"
+        )
         # The callbacks hold the worker's id, not the worker, so that only the
         # pool keeps the worker alive.
         token = id(worker)
         on_ending(
             worker,
             self,
-            lambda image: self._finished(key, token, image),
+            lambda image: self._finished(key, token, image, exam_id),
             lambda error: self._failed_with(key, token, error),
         )
         self._pending[key] = worker
@@ -275,10 +287,12 @@ class ThumbnailLoader(QObject):
         if pending is not None and id(pending) == token:
             del self._pending[key]
 
-    def _finished(self, key: ThumbnailKey, token: int, image: QImage) -> None:
+    def _finished(
+        self, key: ThumbnailKey, token: int, image: QImage, exam_id: str | None
+    ) -> None:
         self._release(key, token)
         self.decoded_count += 1
-        self._cache.put(key, image)
+        self._cache.put(key, image, exam_id)
         if key in self._wanted:
             self.thumbnail_ready.emit(*key)
 
