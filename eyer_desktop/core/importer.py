@@ -14,6 +14,7 @@ time. Without EXIF times it is the current time with the computer's offset.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from eyer_desktop.core.dicom.jpeg import parse_jpeg
+from eyer_desktop.core.dicom.pixels import ImageInputError, encode_image
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import (
     DeviceInfo,
@@ -242,11 +245,37 @@ def _check_patient_and_images(
 
 
 def _check_image(item: ImageInput) -> _CheckedImage:
-    """Detect the format, decode the whole image once, and read its EXIF time."""
+    """Check the image as the conversion will, decode it whole where Pillow
+    can, and read its EXIF time.
+    """
     format_name = detect_image_format(item.path)
     extension = next(ext for name, ext in _SIGNATURES.values() if name == format_name)
     try:
-        with Image.open(item.path, formats=[format_name]) as image:
+        data = item.path.read_bytes()
+    except OSError as err:
+        raise ValidationError(
+            "image file",
+            str(item.path),
+            f"cannot be read ({err.strerror or err})",
+            "Check that the file exists and can be read",
+        ) from err
+    # The conversion's own check accepts exactly what can become an OP
+    # image, 12-bit JPEG included, and finds damaged markers.
+    try:
+        encode_image(data)
+    except ImageInputError as err:
+        raise ValidationError(
+            "image file",
+            str(item.path),
+            str(err),
+            "Copy the file from the camera again",
+        ) from err
+    if format_name == "JPEG" and parse_jpeg(data).precision != 8:
+        # Pillow decodes 8-bit JPEG only; the transcoding above has already
+        # decoded every coefficient of this one.
+        return _CheckedImage(item, extension, None)
+    try:
+        with Image.open(io.BytesIO(data), formats=[format_name]) as image:
             image.load()
             exif_time = _exif_capture_time(image)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:

@@ -35,6 +35,10 @@ TODAY = dt.date(2025, 6, 1)
 BRASILIA = dt.timezone(dt.timedelta(hours=-3))
 
 
+JPEG_DIR = Path(__file__).parents[1] / "data" / "jpeg"
+TWELVE_BIT_JPEG = JPEG_DIR / "libjpegturbo_monkey12_12bit.jpg"
+
+
 def write_image(path: Path, image_format: str = "JPEG", **save_options: object) -> Path:
     image = Image.new("RGB", (64, 48), (200, 80, 40))
     image.save(path, image_format, **save_options)
@@ -139,10 +143,35 @@ def test_truncated_jpeg_rejected(tmp_path: Path, library: ExamLibrary) -> None:
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(whole[: len(whole) // 2])
 
-    with pytest.raises(ExamValidationError, match="damaged or truncated JPEG"):
+    with pytest.raises(ExamValidationError, match="truncated"):
         import_images(library, [cut], patient())
 
     assert library_entries(library) == []
+
+
+def test_damaged_marker_rejected(tmp_path: Path, library: ExamLibrary) -> None:
+    source = bytearray((JPEG_DIR / "hopper_420.jpg").read_bytes())
+    scan = source.index(b"\xff\xda")
+    stuffed = source.index(b"\xff\x00", scan)
+    source[stuffed + 1] = 0x12
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(bytes(source))
+
+    with pytest.raises(ExamValidationError, match="reserved marker 0xFF12"):
+        import_images(library, [damaged], patient())
+
+    assert library_entries(library) == []
+
+
+def test_twelve_bit_jpeg_imported(tmp_path: Path, library: ExamLibrary) -> None:
+    source = TWELVE_BIT_JPEG.read_bytes()
+    path = tmp_path / "twelve.jpg"
+    path.write_bytes(source)
+
+    exam = import_images(library, [path], patient())
+
+    assert len(exam.images) == 1
+    assert exam.image_path(exam.images[0]).read_bytes() == source
 
 
 def test_invalid_patient_rejected_before_copying(

@@ -8,6 +8,7 @@ UIDs and the same bytes, except Instance Creation Date and Time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -480,6 +481,7 @@ def convert_exam(
             cannot be written.
     """
     converter = ExamConverter(exam, options, created_at=created_at)
+    created = not out_dir.is_dir()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -496,11 +498,18 @@ def convert_exam(
 
     try:
         write_files(files(), out_dir)
-    except OSError as err:
-        raise ConversionError(
-            f"Cannot write the DICOM files of exam {exam.exam_id} to "
-            f"{out_dir}: {err.strerror or err}."
-        ) from err
+    except BaseException as err:
+        if created:
+            # A folder made for this conversion goes too, so that a failure
+            # leaves nothing behind; rmdir leaves a folder that is not empty.
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        if isinstance(err, OSError):
+            raise ConversionError(
+                f"Cannot write the DICOM files of exam {exam.exam_id} to "
+                f"{out_dir}: {err.strerror or err}."
+            ) from err
+        raise
 
     logger.info("Converted exam %s to %d DICOM files", exam.exam_id, len(converted))
     return converted

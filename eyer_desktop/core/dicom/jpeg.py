@@ -33,6 +33,9 @@ _APP1 = 0xE1
 _APP2 = 0xE2
 _APP14 = 0xEE
 _COM = 0xFE
+# JPEG extensions (T.81 Table B.1), reserved.
+_JPG0 = 0xF0
+_JPG13 = 0xFD
 
 # Start-of-frame markers (T.81 Table B.1): C0-CF except DHT (C4), JPG (C8)
 # and DAC (CC).
@@ -66,7 +69,6 @@ _COLOUR_MODEL_SOURCES = {
 _MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 _JFIF_ID = b"JFIF\x00"
-_MPF_ID = b"MPF\x00"
 _EXIF_ID = b"Exif\x00\x00"
 _ICC_ID = b"ICC_PROFILE\x00"
 _ADOBE_ID = b"Adobe"
@@ -242,7 +244,6 @@ class _Parser:
         self.quantization_precisions: list[int] = []
         self.huffman_table_ids: list[int] = []
         self.has_arithmetic_tables = False
-        self.has_more_pictures = False
         self.scan_count = 0
 
     def run(self) -> None:
@@ -260,6 +261,13 @@ class _Parser:
             if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
                 raise JpegFormatError(
                     f"it has an unexpected marker 0xFF{marker:02X} at byte {position}"
+                )
+            if marker < _SOF0 or _JPG0 <= marker <= _JPG13:
+                # Reserved codes: no encoder writes them, so one here is
+                # damaged data, and decoders stop on it.
+                raise JpegFormatError(
+                    f"it is damaged: reserved marker 0xFF{marker:02X} at byte "
+                    f"{position}"
                 )
 
             end = self._segment_end(position)
@@ -296,23 +304,13 @@ class _Parser:
         return end
 
     def _skip_scan(self, position: int) -> int:
-        """Return where the entropy-coded data starting at ``position`` ends."""
-        data = self.data
-        last = len(data) - len(EOI)
-        if (
-            self.scan_count == 1
-            and not self.has_more_pictures
-            and position <= last
-            and data.endswith(EOI)
-        ):
-            # A stream whose file ends with EOI and that announces no further
-            # pictures is taken whole up to that EOI, later scans included,
-            # without reading the entropy-coded data for markers. Only
-            # metadata segments placed before the first scan are stripped;
-            # encoders put them there.
-            self.pieces.append(self.view[position:last])
-            return last
-        match = _MARKER_IN_SCAN.search(data, position)
+        """Return where the entropy-coded data starting at ``position`` ends.
+
+        Every byte is read: a marker inside the data means a damaged stream
+        or a second picture after this one's EOI, and taking the data up to
+        the file's last EOI instead would embed either.
+        """
+        match = _MARKER_IN_SCAN.search(self.data, position)
         if match is None:
             raise JpegFormatError(
                 "it is truncated: the image data ends without an EOI marker"
@@ -413,9 +411,6 @@ class _Parser:
             sequence, count = payload[12], payload[13]
             self.icc_chunk_count = self.icc_chunk_count or count
             self.icc_chunks[sequence] = payload[14:]
-        elif marker == _APP2 and payload.startswith(_MPF_ID):
-            # Multi-Picture Format: other pictures follow this one's EOI.
-            self.has_more_pictures = True
         elif marker == _APP14 and payload.startswith(_ADOBE_ID) and len(payload) >= 12:
             self.adobe_transform = payload[11]
 

@@ -26,7 +26,7 @@ import io
 import os
 import secrets
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ _CACHE_MAX_ENTRIES = 4096
 
 _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _TEMPORARY_ATTEMPTS = 100
+# Buffers shorter than this are joined before writing: a copy of a few
+# kilobytes costs less than a system call.
+_COALESCE_BELOW = 65536
 
 
 def encode_element(element: DataElement, encodings: list[str]) -> bytes:
@@ -235,7 +238,7 @@ def write_temporary(data: Buffer | Sequence[Buffer], folder: Path, name: str) ->
     handle, temporary = _create_temporary(folder, name)
     try:
         try:
-            for buffer in buffers:
+            for buffer in _coalesced(buffers):
                 _write_all(handle, buffer)
         finally:
             os.close(handle)
@@ -282,6 +285,23 @@ def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"No free temporary name for {name} in {folder}")
+
+
+def _coalesced(buffers: Iterable[Buffer]) -> Iterator[Buffer]:
+    """Yield the buffers with runs of small ones joined, so that a file takes
+    a few write calls instead of one for every JPEG segment.
+    """
+    small: list[Buffer] = []
+    for buffer in buffers:
+        if len(buffer) < _COALESCE_BELOW:
+            small.append(buffer)
+            continue
+        if small:
+            yield b"".join(small)
+            small = []
+        yield buffer
+    if small:
+        yield b"".join(small)
 
 
 def _write_all(handle: int, buffer: Buffer) -> None:

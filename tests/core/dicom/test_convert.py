@@ -871,7 +871,21 @@ def test_bad_image_leaves_no_file(exam_folder: Path, out_dir: Path) -> None:
     message = str(caught.value)
     assert "images/broken.jpg" in message
     assert "truncated" in message
-    assert list(out_dir.iterdir()) == []
+    assert not out_dir.exists()
+
+
+def test_failure_removes_folder_it_created(exam_folder: Path, tmp_path: Path) -> None:
+    spec = color_spec()
+    truncated = (JPEG_DIR / "pillow_truncated_progressive.jpg").read_bytes()
+    spec.images = [*spec.images, ImageSpec("broken.jpg", truncated, Laterality.LEFT)]
+    exam = make_exam(exam_folder, spec)
+    out = tmp_path / "new" / "exam"
+
+    with pytest.raises(ConversionError):
+        convert_exam(exam, OPTIONS, out)
+
+    assert not out.exists()
+    assert (tmp_path / "new").is_dir()
 
 
 def test_failure_keeps_earlier_files(exam_folder: Path, out_dir: Path) -> None:
@@ -904,7 +918,7 @@ def test_unusable_corpus_files_fail_clearly(
 
     assert name in str(caught.value)
     assert problem in str(caught.value)
-    assert list(out_dir.iterdir()) == []
+    assert not out_dir.exists()
 
 
 def test_missing_image_file(color_exam: Exam, out_dir: Path) -> None:

@@ -136,15 +136,44 @@ def test_picture_after_multi_picture_eoi_is_dropped() -> None:
     assert stripped == parse_jpeg(first).stripped
 
 
-def test_segment_after_first_scan_is_kept() -> None:
-    # A file ending in EOI is taken whole from its first scan on, without
-    # reading the entropy-coded data for markers.
+def test_second_picture_after_eoi_is_dropped() -> None:
+    first = corpus("hopper_420.jpg")
+
+    stripped = parse_jpeg(first + corpus("hopper_gray.jpg")).stripped
+
+    assert stripped == parse_jpeg(first).stripped
+
+
+def test_damaged_marker_in_scan_is_rejected() -> None:
+    source = bytearray(corpus("hopper_420.jpg"))
+    stuffed = source.index(b"\xff\x00", source.index(SOS) + 2)
+    source[stuffed + 1] = 0x12
+
+    with pytest.raises(JpegFormatError, match=r"reserved marker 0xFF12"):
+        parse_jpeg(bytes(source))
+
+
+def test_cut_picture_before_whole_one_is_rejected() -> None:
+    source = corpus("hopper_420.jpg")
+
+    with pytest.raises(JpegFormatError, match=r"0xFFD8"):
+        parse_jpeg(source[: len(source) // 2] + source)
+
+
+def test_start_of_image_before_eoi_is_rejected() -> None:
+    source = corpus("hopper_420.jpg")
+
+    with pytest.raises(JpegFormatError, match=r"0xFFD8"):
+        parse_jpeg(source[:-2] + SOI + EOI)
+
+
+def test_comment_after_scan_is_stripped() -> None:
     source = corpus("hopper_420.jpg")
     comment = b"\xff\xfe\x00\x06late"
 
     stripped = parse_jpeg(source[:-2] + comment + EOI).stripped
 
-    assert stripped == parse_jpeg(source).stripped[:-2] + comment + EOI
+    assert stripped == parse_jpeg(source).stripped
 
 
 def test_jfif_thumbnail_is_dropped() -> None:
