@@ -374,21 +374,7 @@ class _Parser:
         self.scan_count += 1
 
     def _read_huffman_tables(self, payload: bytes) -> None:
-        offset = 0
-        while offset < len(payload):
-            if offset + 17 > len(payload):
-                raise JpegFormatError("its Huffman table segment is too short")
-            table_class = payload[offset] >> 4
-            table_id = payload[offset] & 15
-            counts = payload[offset + 1 : offset + 17]
-            total = sum(counts)
-            if table_class > 1 or table_id > 3 or total > 256:
-                raise JpegFormatError("it has an invalid Huffman table")
-            if offset + 17 + total > len(payload):
-                raise JpegFormatError("its Huffman table segment is too short")
-            _check_huffman_code_lengths(counts)
-            self.huffman_table_ids.append(table_id)
-            offset += 17 + total
+        self.huffman_table_ids.extend(_huffman_table_ids(payload))
 
     def _read_quantization_tables(self, payload: bytes) -> None:
         offset = 0
@@ -446,6 +432,32 @@ class _Parser:
             )
             return None
         return b"".join(self.icc_chunks[sequence] for sequence in expected)
+
+
+@functools.lru_cache(maxsize=64)
+def _huffman_table_ids(payload: bytes) -> tuple[int, ...]:
+    """Check the tables of a DHT segment and return their destination ids.
+
+    The images of one camera share their tables, so a checked segment is
+    remembered; an invalid one raises each time.
+    """
+    ids: list[int] = []
+    offset = 0
+    while offset < len(payload):
+        if offset + 17 > len(payload):
+            raise JpegFormatError("its Huffman table segment is too short")
+        table_class = payload[offset] >> 4
+        table_id = payload[offset] & 15
+        counts = payload[offset + 1 : offset + 17]
+        total = sum(counts)
+        if table_class > 1 or table_id > 3 or total > 256:
+            raise JpegFormatError("it has an invalid Huffman table")
+        if offset + 17 + total > len(payload):
+            raise JpegFormatError("its Huffman table segment is too short")
+        _check_huffman_code_lengths(counts)
+        ids.append(table_id)
+        offset += 17 + total
+    return tuple(ids)
 
 
 def _check_huffman_code_lengths(counts: bytes) -> None:

@@ -21,6 +21,7 @@ Tests check this for every kind of image.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -123,27 +124,29 @@ class EncodedTemplate:
             for element in file_meta
             if element.tag != _FILE_META_GROUP_LENGTH_TAG
         }
-        self._cache: dict[tuple[str, Any], bytes] = {}
+        self._cache: dict[tuple[str, Any], tuple[int, bytes]] = {}
 
     def encode(self, keyword: str, value: Any) -> tuple[int, bytes]:
         """Return the tag and encoding of an element given by keyword and value,
         reusing an earlier encoding of an equal element.
         """
-        tag, vr = keyword_tag_and_vr(keyword)
         try:
             key = (keyword, value)
             cached = self._cache.get(key)
         except TypeError:  # A sequence or another unhashable value.
+            tag, vr = keyword_tag_and_vr(keyword)
             return tag, self._encode_with_pydicom(tag, vr, value)
         if cached is None:
-            cached = _encode_ascii(tag, vr, value)
-            if cached is None:
-                cached = self._encode_with_pydicom(tag, vr, value)
-            if len(cached) <= _CACHE_MAX_VALUE_LENGTH:
+            tag, vr = keyword_tag_and_vr(keyword)
+            encoded = _encode_ascii(tag, vr, value)
+            if encoded is None:
+                encoded = self._encode_with_pydicom(tag, vr, value)
+            cached = (tag, encoded)
+            if len(encoded) <= _CACHE_MAX_VALUE_LENGTH:
                 if len(self._cache) >= _CACHE_MAX_ENTRIES:
                     self._cache.clear()
                 self._cache[key] = cached
-        return tag, cached
+        return cached
 
     def _encode_with_pydicom(self, tag: int, vr: str, value: Any) -> bytes:
         # pydicom takes multiple values as a list, not a tuple.
@@ -234,6 +237,10 @@ def write_temporary(data: Buffer | Sequence[Buffer], folder: Path, name: str) ->
     """Write the bytes, or buffers one after the other, to a new temporary
     file in ``folder`` named after ``name``, and return its path.
     """
+    return Path(_write_temporary(data, os.fspath(folder), name))
+
+
+def _write_temporary(data: Buffer | Sequence[Buffer], folder: str, name: str) -> str:
     buffers = [data] if isinstance(data, bytes | memoryview) else data
     handle, temporary = _create_temporary(folder, name)
     try:
@@ -243,7 +250,8 @@ def write_temporary(data: Buffer | Sequence[Buffer], folder: Path, name: str) ->
         finally:
             os.close(handle)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
     # NOTE: files are not fsynced: they can be made again from the exam at
     # any time, and an fsync per file would dominate the conversion time.
@@ -263,23 +271,26 @@ def write_files(
     Returns:
         The final paths, in the order of ``files``.
     """
-    written: list[tuple[Path, Path]] = []
+    directory = os.fspath(folder)
+    written: list[tuple[str, str]] = []
     try:
         for name, buffers in files:
-            written.append((write_temporary(buffers, folder, name), folder / name))
+            temporary = _write_temporary(buffers, directory, name)
+            written.append((temporary, os.path.join(directory, name)))
         for temporary, final in written:
             os.replace(temporary, final)
     except BaseException:
         for temporary, _ in written:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         raise
-    return [final for _, final in written]
+    return [Path(final) for _, final in written]
 
 
-def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+def _create_temporary(folder: str, name: str) -> tuple[int, str]:
     """Create a new file with a random name that no other file has."""
     for _ in range(_TEMPORARY_ATTEMPTS):
-        path = folder / f".{name}.{secrets.token_hex(6)}.part"
+        path = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.part")
         try:
             return os.open(path, _TEMPORARY_FLAGS, 0o666), path
         except FileExistsError:
