@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
+from typing import TextIO
 
 LOG_FILE_NAME = "eyer-desktop.log"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
@@ -20,6 +22,23 @@ LOG_BACKUP_COUNT = 5
 # Handlers added by configure_logging, removed when it is called again. Other
 # handlers on the root logger (a test runner's, an embedding program's) stay.
 _installed_handlers: list[logging.Handler] = []
+
+
+class _StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to the standard error of the moment it is logged.
+
+    A plain StreamHandler keeps the stream it was made with, which fails once
+    that stream is closed, as a test runner does with the stream it captured.
+    """
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        # StreamHandler.__init__ assigns the stream; the property ignores it.
+        pass
 
 
 def configure_logging(
@@ -43,7 +62,7 @@ def configure_logging(
     root.setLevel(logging.DEBUG)
 
     if console_level is not None:
-        console = logging.StreamHandler()
+        console = _StandardErrorHandler()
         console.setLevel(console_level)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         _install(console)
