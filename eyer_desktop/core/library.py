@@ -303,9 +303,16 @@ class ExamLibrary:
         hidden = self.root / f"{_DELETED_PREFIX}{exam_id}-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(self.root / exam_id, hidden)
+        except PermissionError as err:
+            raise ExamError(
+                f"Deleting exam {exam_id} failed: the library folder {self.root} "
+                f"cannot be changed ({err.strerror}). Ask the computer's "
+                "administrator for permission to change it, or close programs "
+                "that use the exam's files, and try again."
+            ) from err
         except OSError as err:
             raise ExamError(
-                f"Deleting exam {exam_id} failed: {err}. "
+                f"Deleting exam {exam_id} failed: {err.strerror or err}. "
                 "Close programs that use its files and try again."
             ) from err
         shutil.rmtree(hidden, ignore_errors=True)

@@ -218,10 +218,16 @@ def test_read_only_library_failure_shown(
         qtbot.mouseClick(delete_button(box), Qt.MouseButton.LeftButton)
         wait_until_idle(qtbot, page)
 
-    assert messages[-1].startswith(
-        f"1 exam not deleted: Deleting exam {exam.exam_id} failed: "
-    )
+    assert messages[-1].startswith(f"Deleting exam {exam.exam_id} failed: ")
+    assert "cannot be changed" in messages[-1]
+    assert "Errno" not in messages[-1]
     assert "Traceback" not in messages[-1]
+    failure = page.deleter.failure_box
+    assert failure is not None
+    assert failure.isVisible()
+    assert failure.text() == messages[-1]
+    failure.accept()
+    assert page.deleter.failure_box is None
     assert page.model.row_of(exam.exam_id) is not None
     assert exam.exam_id in workspace.library.exam_ids()
     assert states(workspace, exam) == [DeliveryState.QUEUED] * 2

@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from eyer_desktop.core import removal
@@ -201,6 +201,8 @@ class ExamDeleter(QObject):
         self._busy = False
         self.confirm_box: QMessageBox | None = None
         """The confirmation while it is open, else None."""
+        self.failure_box: QMessageBox | None = None
+        """The box reporting a failed deletion while it is open, else None."""
 
     def is_busy(self) -> bool:
         """Return whether a request is being confirmed or carried out."""
@@ -327,6 +329,8 @@ class ExamDeleter(QObject):
         failed = report.failures or report.cache_failures
         timeout = FAILURE_STATUS_MS if failed else STATUS_MS
         self.status_message.emit(self.summary(report), timeout)
+        if failed:
+            self._show_failure(self.summary(report))
 
     def summary(self, report: DeletionReport) -> str:
         """Return the outcome in one line, naming the first failure."""
@@ -344,13 +348,14 @@ class ExamDeleter(QObject):
                     self.tr(" and cancelled %n deliveries"),
                 )
             parts.append(text + ".")
-        if report.failures:
-            failures = plural(
-                len(report.failures),
-                self.tr("1 exam not deleted: "),
-                self.tr("%n exams not deleted, the first: "),
+        if len(report.failures) == 1:
+            parts.append(str(report.failures[0][1]))
+        elif report.failures:
+            parts.append(
+                self.tr("%1 exams not deleted. The first: %2")
+                .replace("%1", str(len(report.failures)))
+                .replace("%2", str(report.failures[0][1]))
             )
-            parts.append(failures + str(report.failures[0][1]))
         if report.cache_failures:
             parts.append(self._cache_failure_text(report.cache_failures))
         return " ".join(parts)
@@ -377,7 +382,24 @@ class ExamDeleter(QObject):
         if not isinstance(error, EyerError):
             raise error
         logger.warning("Deleting exams failed: %s", error)
-        self.status_message.emit(
-            self.tr("No exam deleted: %1").replace("%1", str(error)),
-            FAILURE_STATUS_MS,
-        )
+        text = self.tr("No exam deleted: %1").replace("%1", str(error))
+        self.status_message.emit(text, FAILURE_STATUS_MS)
+        self._show_failure(text)
+
+    def _show_failure(self, text: str) -> None:
+        """Show a failure in a box as well: a long reason does not fit the
+        status bar, and the user must act on it.
+        """
+        box = QMessageBox(self._dialog_parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(self.tr("Delete exams"))
+        box.setText(text)
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: self._forget_failure_box(box))
+        self.failure_box = box
+        box.open()
+
+    def _forget_failure_box(self, box: QMessageBox) -> None:
+        if self.failure_box is box:
+            self.failure_box = None
