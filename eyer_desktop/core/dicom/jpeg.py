@@ -207,6 +207,42 @@ class JpegStructure:
         return None
 
 
+def next_marker(data: bytes, position: int) -> int:
+    """Return the position of the marker at ``position``, after any 0xFF fill
+    bytes.
+
+    Raises:
+        JpegFormatError: No marker starts at ``position``, or the data ends.
+    """
+    if position >= len(data):
+        raise JpegFormatError("it is truncated: it ends without an EOI marker")
+    if data[position] != 0xFF:
+        raise JpegFormatError(f"it is damaged: no marker at byte {position}")
+    while position + 1 < len(data) and data[position + 1] == 0xFF:
+        position += 1
+    if position + 1 >= len(data):
+        raise JpegFormatError("it is truncated: it ends without an EOI marker")
+    return position
+
+
+def segment_end(data: bytes, position: int) -> int:
+    """Return where the marker segment at ``position`` ends.
+
+    Raises:
+        JpegFormatError: The segment's length is invalid or runs past the end.
+    """
+    if position + 4 > len(data):
+        raise JpegFormatError("it is truncated inside a marker segment")
+    length = int.from_bytes(data[position + 2 : position + 4], "big")
+    end = position + 2 + length
+    if length < 2 or end > len(data):
+        raise JpegFormatError(
+            f"it is truncated or damaged: the segment at byte {position} "
+            f"runs past the end of the file"
+        )
+    return end
+
+
 def is_jpeg(data: bytes) -> bool:
     """Return True when the bytes start with a JPEG SOI marker."""
     return data[:3] == b"\xff\xd8\xff"
@@ -250,7 +286,7 @@ class _Parser:
         data = self.data
         position = 2
         while True:
-            position = self._skip_fill_bytes(position)
+            position = next_marker(data, position)
             marker = data[position + 1]
 
             if marker == 0xD9:
@@ -270,38 +306,13 @@ class _Parser:
                     f"{position}"
                 )
 
-            end = self._segment_end(position)
+            end = segment_end(data, position)
             payload = data[position + 4 : end]
             self._handle_segment(marker, payload, data[position:end], position)
             position = end
 
             if marker == _SOS:
                 position = self._skip_scan(position)
-
-    def _skip_fill_bytes(self, position: int) -> int:
-        data = self.data
-        if position >= len(data):
-            raise JpegFormatError("it is truncated: it ends without an EOI marker")
-        if data[position] != 0xFF:
-            raise JpegFormatError(f"it is damaged: no marker at byte {position}")
-        while position + 1 < len(data) and data[position + 1] == 0xFF:
-            position += 1
-        if position + 1 >= len(data):
-            raise JpegFormatError("it is truncated: it ends without an EOI marker")
-        return position
-
-    def _segment_end(self, position: int) -> int:
-        data = self.data
-        if position + 4 > len(data):
-            raise JpegFormatError("it is truncated inside a marker segment")
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        end = position + 2 + length
-        if length < 2 or end > len(data):
-            raise JpegFormatError(
-                f"it is truncated or damaged: the segment at byte {position} "
-                f"runs past the end of the file"
-            )
-        return end
 
     def _skip_scan(self, position: int) -> int:
         """Return where the entropy-coded data starting at ``position`` ends.

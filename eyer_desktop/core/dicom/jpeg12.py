@@ -34,7 +34,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from eyer_desktop.core.dicom.jpeg import JpegFormatError, JpegStructure
+from eyer_desktop.core.dicom.jpeg import (
+    JpegFormatError,
+    JpegStructure,
+    next_marker,
+    segment_end,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +205,7 @@ def _read_stream(data: bytes) -> _Stream:
     restart_interval = 0
     position = 2
     while True:
-        position = _next_marker(data, position)
+        position = next_marker(data, position)
         marker = data[position + 1]
         if marker == _EOI:
             return stream
@@ -208,7 +213,7 @@ def _read_stream(data: bytes) -> _Stream:
             raise JpegFormatError(
                 f"it has an unexpected marker 0xFF{marker:02X} at byte {position}"
             )
-        end = _segment_end(data, position)
+        end = segment_end(data, position)
         payload = data[position + 4 : end]
 
         if marker in (_SOF0, _SOF1):
@@ -231,30 +236,6 @@ def _read_stream(data: bytes) -> _Stream:
             end = _read_entropy_coded_data(data, end, scan)
             stream.scans.append(scan)
         position = end
-
-
-def _next_marker(data: bytes, position: int) -> int:
-    """Return the position of the next marker, skipping 0xFF fill bytes."""
-    if position >= len(data) or data[position] != 0xFF:
-        raise JpegFormatError(f"it is damaged: no marker at byte {position}")
-    while position + 1 < len(data) and data[position + 1] == 0xFF:
-        position += 1
-    if position + 1 >= len(data):
-        raise JpegFormatError("it is truncated: it ends without an EOI marker")
-    return position
-
-
-def _segment_end(data: bytes, position: int) -> int:
-    if position + 4 > len(data):
-        raise JpegFormatError("it is truncated inside a marker segment")
-    length = int.from_bytes(data[position + 2 : position + 4], "big")
-    end = position + 2 + length
-    if length < 2 or end > len(data):
-        raise JpegFormatError(
-            f"it is truncated or damaged: the segment at byte {position} "
-            f"runs past the end of the file"
-        )
-    return end
 
 
 def _read_frame_header(stream: _Stream, payload: bytes) -> None:
