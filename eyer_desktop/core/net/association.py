@@ -24,6 +24,11 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.transport import T_CONNECT, AddressInformation, AssociationSocket
 
 from eyer_desktop.core.errors import DeliveryError, ValidationError
+from eyer_desktop.core.net.deadline import (
+    MIN_TRANSFER_RATE_TEXT,
+    Deadline,
+    transfer_seconds,
+)
 from eyer_desktop.core.net.tls import TlsSettings, create_ssl_context
 from eyer_desktop.core.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -39,6 +44,8 @@ pynetdicom_config.LOG_HANDLER_LEVEL = "none"
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 MAX_AE_TITLE_LENGTH = 16
 MAX_PDU_SIZE = 65536
+# pynetdicom 3.0.4 reads a PDU in pieces of this size.
+_RECV_CHUNK_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,8 @@ class DicomEndpoint:
             release an association.
         dimse_timeout: Seconds to wait for the response to a request.
         network_timeout: Seconds a read may wait for more data of a message
-            already arriving.
+            already arriving. A whole PDU may take this time plus 1 s per
+            16 kB of its size.
         tls: TLS settings; None for a plain TCP connection.
     """
 
@@ -139,7 +147,8 @@ class _TunedAssociationSocket(AssociationSocket):
 
     The connection is made here rather than in pynetdicom so that the reason
     of a failed connection (refused, timed out, TLS certificate rejected) is
-    kept in :attr:`connect_error`; pynetdicom 3.0.4 only logs it.
+    kept in :attr:`connect_error`; pynetdicom 3.0.4 only logs it. Likewise
+    :attr:`slow_transfer` says why a PDU that arrived too slowly was given up.
     """
 
     def __init__(
@@ -151,6 +160,7 @@ class _TunedAssociationSocket(AssociationSocket):
     ) -> None:
         super().__init__(assoc, address=address)
         self.connect_error: OSError | None = None
+        self.slow_transfer = ""
         self._endpoint = endpoint
         self._ssl_context = ssl_context
 
@@ -183,9 +193,58 @@ class _TunedAssociationSocket(AssociationSocket):
             self._ready.set()
 
     def recv(self, nr_bytes: int) -> bytearray:
-        """Read ``nr_bytes`` bytes, acknowledging each segment at once."""
-        self._rearm_quickack()
-        return super().recv(nr_bytes)
+        """Read ``nr_bytes`` bytes, acknowledging each segment at once.
+
+        pynetdicom reads each PDU with this call in its reactor thread. A
+        read that waits longer than the network timeout fails. So does a PDU
+        that takes longer than the network timeout plus 1 s per 16 kB,
+        because a peer that sends one byte just before each timeout would
+        otherwise hold the reactor, and every wait for it, for ever.
+        pynetdicom treats the TimeoutError as a closed connection and ends
+        the association.
+
+        Returns:
+            The bytes read, fewer than ``nr_bytes`` when the peer closed the
+            connection.
+
+        Raises:
+            TimeoutError: The peer sent nothing for the network timeout, or
+                sent the PDU too slowly.
+        """
+        sock = self.socket
+        if sock is None:
+            raise ConnectionError("the association socket was already closed")
+        deadline = Deadline(self._pdu_time_limit(nr_bytes))
+        data = bytearray()
+        try:
+            while len(data) < nr_bytes:
+                sock.settimeout(deadline.call_timeout(self._endpoint.network_timeout))
+                self._rearm_quickack()
+                chunk = sock.recv(min(nr_bytes - len(data), _RECV_CHUNK_SIZE))
+                if not chunk:
+                    break
+                data.extend(chunk)
+        except TimeoutError:
+            if deadline.expired:
+                self._note_slow_transfer(nr_bytes, deadline)
+            raise
+        finally:
+            sock.settimeout(self._endpoint.network_timeout)
+        return data
+
+    def _pdu_time_limit(self, nr_bytes: int) -> float:
+        # A PDU larger than this application's maximum breaks the negotiated
+        # limit, so its excess earns no extra time.
+        counted = min(nr_bytes, MAX_PDU_SIZE)
+        return self._endpoint.network_timeout + transfer_seconds(counted)
+
+    def _note_slow_transfer(self, nr_bytes: int, deadline: Deadline) -> None:
+        self.slow_transfer = (
+            f"{nr_bytes:,} bytes of a PDU did not arrive within "
+            f"{deadline.seconds:.0f} s, the network timeout of "
+            f"{self._endpoint.network_timeout:g} s plus {MIN_TRANSFER_RATE_TEXT}"
+        )
+        logger.info("Gave up reading from %s: %s", self._endpoint, self.slow_transfer)
 
     def _open_connection(
         self, address: tuple[str, int] | tuple[str, int, int, int]
@@ -326,6 +385,22 @@ def open_association(
         logger.info("Association with %s released", endpoint)
 
 
+def no_response_reason(endpoint: DicomEndpoint, assoc: Association) -> str:
+    """Return why a request on ``assoc`` got no response, for error messages."""
+    slow = _slow_transfer(assoc)
+    if slow:
+        return f"the server sent its response too slowly: {slow}"
+    return (
+        "the association was aborted, or the server did not respond within "
+        f"{endpoint.dimse_timeout:g} s"
+    )
+
+
+def _slow_transfer(assoc: Association) -> str:
+    slow = getattr(assoc.dul.socket, "slow_transfer", "")
+    return slow if isinstance(slow, str) else ""
+
+
 def _keep_responses_for_sender(assoc: Association) -> None:
     """Stop the association's reactor thread from taking DIMSE responses.
 
@@ -382,6 +457,14 @@ def _association_failure(
             transient=False,
         )
 
+    slow = _slow_transfer(assoc)
+    if slow:
+        return DeliveryError(
+            f"{endpoint} sent its response to the association request too "
+            f"slowly: {slow}. "
+            "Check the network and that the server is working.",
+            transient=True,
+        )
     if elapsed >= endpoint.acse_timeout:
         logger.info("Association request to %s timed out", endpoint)
         return DeliveryError(
@@ -503,8 +586,8 @@ def echo(endpoint: DicomEndpoint) -> float:
         code = status.get("Status") if status is not None else None
         if code is None:
             raise DeliveryError(
-                f"{endpoint} did not respond to the C-ECHO within "
-                f"{endpoint.dimse_timeout:g} s, or the association ended.",
+                f"C-ECHO to {endpoint} failed because "
+                f"{no_response_reason(endpoint, assoc)}.",
                 transient=True,
             )
         if code != 0x0000:

@@ -41,6 +41,15 @@ from pydicom.errors import InvalidDicomError
 
 from eyer_desktop import __version__
 from eyer_desktop.core.errors import DeliveryError, ValidationError
+from eyer_desktop.core.net.deadline import (
+    MIN_TRANSFER_RATE_TEXT,
+    Deadline,
+    DeadlineSocket,
+    DeadlineSSLSocket,
+    open_connection,
+    transfer_seconds,
+    wait_for_send_buffer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,22 @@ CHUNK_SIZE = 64 * 1024
 # A STOW-RS or QIDO-RS response with limit=1 is a few kilobytes. A larger body
 # is cut at this size, which leaves it unparsed rather than filling memory.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# The response size that the time limit of a request allows for.
+EXPECTED_RESPONSE_BYTES = 64 * 1024
+
+
+def request_time_limit(timeout: float, request_bytes: int) -> float:
+    """Return the seconds a request may take from connecting to the last byte.
+
+    A request may take the server's timeout to connect, the TLS handshake
+    included, and the timeout again for the server to start its response.
+    It may also take 1 s per 16 kB of its body and of a 64 KiB response,
+    which is the speed of a 128 kbit/s link. So a large upload on a slow link
+    still finishes. A server or link that trickles bytes fails the request
+    in bounded time, although each byte arrives within the timeout.
+    """
+    return 2 * timeout + transfer_seconds(request_bytes + EXPECTED_RESPONSE_BYTES)
+
 
 # Attributes of the Store Instances Response, as DICOM JSON keys.
 REFERENCED_SOP_SEQUENCE = "00081199"
@@ -246,6 +271,19 @@ class _Response:
 
 
 @dataclass(frozen=True)
+class _TimeLimit:
+    """The per-call timeout and the overall deadline of one request."""
+
+    timeout: float
+    request_bytes: int
+    deadline: Deadline = field(init=False)
+
+    def __post_init__(self) -> None:
+        seconds = request_time_limit(self.timeout, self.request_bytes)
+        object.__setattr__(self, "deadline", Deadline(seconds))
+
+
+@dataclass(frozen=True)
 class _Part:
     source: Path | bytes
     sop_instance_uid: str
@@ -286,6 +324,9 @@ class DicomWebClient:
             ca_file: PEM file of certificate authorities trusted in addition to
                 the operating system's.
             timeout: Seconds allowed for connecting and for each read or write.
+                After an upload, reads also get the time that the bytes still
+                queued take to leave. The whole request has a limit too (see
+                :func:`request_time_limit`).
 
         Raises:
             ValidationError: A setting is invalid.
@@ -345,7 +386,12 @@ class DicomWebClient:
 
         try:
             response = self._exchange(
-                operation, "POST", "/studies", headers, _multipart(parts, boundary)
+                operation,
+                "POST",
+                "/studies",
+                headers,
+                _multipart(parts, boundary),
+                body_size=length,
             )
         except _SourceReadError as err:
             raise ValidationError(
@@ -410,41 +456,47 @@ class DicomWebClient:
         target: str,
         headers: dict[str, str],
         body: Iterator[bytes] | None,
+        *,
+        body_size: int = 0,
     ) -> _Response:
-        connection = self._connect(operation)
+        limit = _TimeLimit(self._timeout, body_size)
+        connection = self._connect(operation, limit)
         try:
             return _send_and_receive(
-                connection, method, self._root.path + target, headers, body
+                connection,
+                method,
+                self._root.path + target,
+                headers,
+                body,
+                limit=limit,
             )
         except (OSError, http.client.HTTPException) as err:
-            raise _transfer_error(operation, err, self._timeout) from err
+            raise _transfer_error(operation, err, limit) from err
         finally:
             connection.close()
 
-    def _connect(self, operation: str) -> http.client.HTTPConnection:
+    def _connect(self, operation: str, limit: _TimeLimit) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection
         if self._ssl_context is not None:
             connection = http.client.HTTPSConnection(
-                self._root.host,
-                self._root.port,
-                timeout=self._timeout,
-                context=self._ssl_context,
+                self._root.host, self._root.port, context=self._ssl_context
             )
         else:
-            connection = http.client.HTTPConnection(
-                self._root.host, self._root.port, timeout=self._timeout
-            )
+            connection = http.client.HTTPConnection(self._root.host, self._root.port)
 
         # Connecting separately distinguishes a TLS handshake failure, which is
         # a configuration problem, from a failure in the middle of a transfer.
+        # The socket is made here, not by http.client, so that every read and
+        # write of the request ends by its deadline.
+        address = (self._root.host, self._root.port)
         try:
-            connection.connect()
+            connection.sock = open_connection(
+                address, limit.deadline, self._timeout, self._ssl_context
+            )
         except ssl.SSLError as err:
-            connection.close()
             raise _tls_error(operation, err) from err
         except OSError as err:
-            connection.close()
-            raise _transfer_error(operation, err, self._timeout) from err
+            raise _transfer_error(operation, err, limit) from err
         return connection
 
 
@@ -500,6 +552,8 @@ def _is_loopback(root: _ServiceRoot) -> bool:
 def _create_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The handshake and every read and write of a request end by its deadline.
+    context.sslsocket_class = DeadlineSSLSocket
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -593,9 +647,14 @@ def _send_and_receive(
     target: str,
     headers: dict[str, str],
     body: Iterator[bytes] | None,
+    *,
+    limit: _TimeLimit,
 ) -> _Response:
     try:
         connection.request(method, target, body=body, headers=headers)
+        sock = connection.sock
+        if isinstance(sock, DeadlineSocket | DeadlineSSLSocket):
+            wait_for_send_buffer(sock, limit.timeout, limit.request_bytes)
     except (BrokenPipeError, ConnectionResetError) as err:
         # A server may return an error such as 401 or 413 and close the
         # connection before it reads the whole body. Its response is then
@@ -960,10 +1019,12 @@ def _describe_client(auth: HttpAuth | None) -> str:
 
 
 def _transfer_error(
-    operation: str, err: OSError | http.client.HTTPException, timeout: float
+    operation: str, err: OSError | http.client.HTTPException, limit: _TimeLimit
 ) -> DeliveryError:
+    if limit.deadline.expired:
+        return _deadline_error(operation, limit)
     if isinstance(err, TimeoutError):
-        cause = f"no response within {timeout:g} s"
+        cause = f"no response within {limit.timeout:g} s"
     elif isinstance(err, socket.gaierror):
         cause = f"the host name cannot be resolved ({err.strerror or err})"
     elif isinstance(err, ConnectionRefusedError):
@@ -977,6 +1038,20 @@ def _transfer_error(
     return DeliveryError(
         f"{operation} failed: {cause}. Check the network and that the server is "
         "running, then try again",
+        transient=True,
+    )
+
+
+def _deadline_error(operation: str, limit: _TimeLimit) -> DeliveryError:
+    response_kib = EXPECTED_RESPONSE_BYTES // 1024
+    return DeliveryError(
+        f"{operation} failed: the request did not finish within "
+        f"{limit.deadline.seconds:.0f} s. A request of {limit.request_bytes:,} "
+        f"bytes may take twice the server's timeout of {limit.timeout:g} s, plus "
+        f"{MIN_TRANSFER_RATE_TEXT} (a 128 kbit/s link) for the request and a "
+        f"response of up to {response_kib} KiB. The network or the server is "
+        "slower than that. Check the network's upload speed and that the server "
+        "is working, then try again",
         transient=True,
     )
 

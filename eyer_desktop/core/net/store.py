@@ -32,7 +32,11 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
 from eyer_desktop.core.errors import ConversionError, DeliveryError
-from eyer_desktop.core.net.association import DicomEndpoint, open_association
+from eyer_desktop.core.net.association import (
+    DicomEndpoint,
+    no_response_reason,
+    open_association,
+)
 from eyer_desktop.core.net.transcode import (
     OP_8BIT_IMAGE_STORAGE,
     SECONDARY_CAPTURE_IMAGE_STORAGE,
@@ -299,10 +303,7 @@ class _BatchSender:
 
         code = status.get("Status") if status is not None else None
         if code is None:
-            self._ended_reason = (
-                "the association was aborted, or the server did not respond within "
-                f"{self._endpoint.dimse_timeout:g} s"
-            )
+            self._ended_reason = no_response_reason(self._endpoint, self._assoc)
             logger.warning("C-STORE to %s: %s", self._endpoint, self._ended_reason)
             return self._not_sent(item, self._ended_reason)
         return self._outcome_from_status(item, dataset, int(code))

@@ -37,6 +37,7 @@ from eyer_desktop.core.exams import (
 )
 from eyer_desktop.core.net.association import (
     DicomEndpoint,
+    no_response_reason,
     open_association,
     validate_ae_title,
 )
@@ -373,9 +374,8 @@ def _find(
         code = status.get("Status") if status is not None else None
         if code is None:
             raise DeliveryError(
-                f"Worklist query to {endpoint} ended early: the association was "
-                "aborted, or the server did not respond within "
-                f"{endpoint.dimse_timeout:g} s.",
+                f"Worklist query to {endpoint} ended early because "
+                f"{no_response_reason(endpoint, assoc)}.",
                 transient=True,
             )
 
