@@ -9,11 +9,12 @@ cut. A delivery moves through these states::
                                   --permanent failure--> failed
     queued <--pause/resume of its server--> paused
     failed, cancelled --retry--> queued
-    queued, paused, failed --cancel--> cancelled
+    queued, paused, failed, sending --cancel--> cancelled
     sending --next open after a crash--> queued, due at once
 
 A delivery is marked ``sent`` or ``warning`` only from an outcome the sender reported
-after the server confirmed the image.
+after the server confirmed the image. A delivery cancelled while it was being sent stays
+cancelled, whatever outcome its sender reports afterwards.
 
 Enqueueing is idempotent: (exam id, image id, server key) is unique, and enqueueing an
 image that already has a delivery to that server leaves the delivery as it is. A resend
@@ -361,6 +362,30 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at, last_error, error_class, status_code, created_at, updated_at, "
     "sent_at"
 )
+
+
+_CANCELLED_WHILE_SENDING = (
+    "cancelled while being sent, so the server may still store the image"
+)
+
+
+def _log_ignored_outcome(
+    delivery_id: int, delivery: Delivery | None, outcome: Outcome
+) -> None:
+    if delivery is not None and delivery.state is DeliveryState.CANCELLED:
+        logger.info(
+            "Delivery %d to %s was cancelled while being sent, so its %s outcome "
+            "is not recorded",
+            delivery_id,
+            delivery.server_key,
+            outcome.kind,
+        )
+        return
+    logger.warning(
+        "Ignored the %s outcome of delivery %d: it is not being sent",
+        outcome.kind,
+        delivery_id,
+    )
 
 
 def _placeholders(count: int) -> str:
@@ -922,7 +947,8 @@ class Outbox:
         Sent and warning outcomes finish the delivery. A transient failure queues it
         again after the retry policy's delay, or pauses it when its server is paused.
         A permanent failure marks it failed. Outcomes for deliveries that are no
-        longer ``sending`` are ignored and logged.
+        longer ``sending``, such as those cancelled while being sent, are ignored
+        and logged.
 
         Returns:
             The updated deliveries, in the order of ``outcomes``.
@@ -933,11 +959,7 @@ class Outbox:
             for delivery_id, outcome in outcomes.items():
                 delivery = self._fetch(db, delivery_id)
                 if delivery is None or delivery.state is not DeliveryState.SENDING:
-                    logger.warning(
-                        "Ignored the %s outcome of delivery %d: it is not being sent",
-                        outcome.kind,
-                        delivery_id,
-                    )
+                    _log_ignored_outcome(delivery_id, delivery, outcome)
                     continue
                 self._apply_outcome(db, delivery, outcome, now)
                 result = self._fetch(db, delivery_id)
@@ -1175,27 +1197,32 @@ class Outbox:
         )
 
     def cancel(self, delivery_ids: Iterable[int]) -> int:
-        """Cancel queued, paused or failed deliveries.
+        """Cancel queued, paused, failed and sending deliveries.
 
-        Deliveries being sent, and finished ones, are left as they are.
+        A delivery being sent is cancelled at once. Its sender may still finish
+        the attempt, and the server may store the image, but the outcome is
+        ignored (see :meth:`record_outcomes`), so the delivery stays cancelled
+        and is not queued again. Finished deliveries are left as they are.
 
         Returns:
             The number of deliveries cancelled.
         """
         now = self.clock()
-        cancellable = (DeliveryState.QUEUED, DeliveryState.PAUSED, DeliveryState.FAILED)
         cancelled = 0
         with self._transaction() as db:
             for delivery_id in delivery_ids:
                 delivery = self._fetch(db, delivery_id)
-                if delivery is None or delivery.state not in cancellable:
+                if delivery is None or delivery.state not in UNFINISHED_STATES:
                     continue
                 db.execute(
                     "UPDATE deliveries SET state = ?, next_attempt_at = NULL, "
                     "updated_at = ? WHERE id = ?",
                     (DeliveryState.CANCELLED, now, delivery_id),
                 )
-                self._log_event(db, delivery, EventKind.CANCELLED, now)
+                detail = ""
+                if delivery.state is DeliveryState.SENDING:
+                    detail = _CANCELLED_WHILE_SENDING
+                self._log_event(db, delivery, EventKind.CANCELLED, now, detail=detail)
                 cancelled += 1
         return cancelled
 

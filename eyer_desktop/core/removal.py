@@ -122,8 +122,9 @@ def delete_exam(
         raise UnfinishedDeliveriesError("Exam", exam_id, pending)
 
     # The folder is removed first, so that a folder that cannot be removed
-    # leaves the exam and its deliveries as they were. A delivery whose exam
-    # is gone fails with a message that names the deleted exam.
+    # leaves the exam and its deliveries as they were. Deliveries being sent
+    # are cancelled too, as are those whose send failed in between because
+    # the folder was gone, and an outcome reported later leaves them cancelled.
     library.delete(exam_id)
     cancelled = outbox.cancel(delivery.delivery_id for delivery in pending)
     if cancelled:
@@ -175,7 +176,9 @@ def remove_server(
 ) -> tuple[Server, int]:
     """Remove a server from the list and cancel its deliveries when forced.
 
-    The caller saves the list and deletes the server's keyring secret.
+    Deliveries being sent to the server are cancelled too, and stay cancelled
+    whatever outcome their sender reports afterwards. The caller saves the
+    list and deletes the server's keyring secret.
 
     Returns:
         The removed server and the number of deliveries cancelled.

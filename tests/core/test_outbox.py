@@ -543,18 +543,38 @@ def test_retry_ignores_unfinished_and_sent(outbox: Outbox) -> None:
     assert outbox.retry([1, 2, 404]) == 0
 
 
-def test_cancel_queued_and_failed_not_sending(outbox: Outbox) -> None:
+def test_cancel_queued_failed_and_sending(outbox: Outbox) -> None:
     outbox.enqueue(make_items("a", 3), PRIMARY)
     sending, failing = outbox.claim_due("EYE001", 2)
     outbox.record_outcomes({failing.delivery_id: Outcome.failed("x", transient=False)})
 
     cancelled = outbox.cancel([1, 2, 3])
 
-    assert cancelled == 2
-    assert outbox.get(sending.delivery_id).state is DeliveryState.SENDING
+    assert cancelled == 3
+    assert outbox.get(sending.delivery_id).state is DeliveryState.CANCELLED
     assert outbox.get(failing.delivery_id).state is DeliveryState.CANCELLED
     assert outbox.get(3).state is DeliveryState.CANCELLED
     assert outbox.due_server_keys() == []
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome.sent(),
+        Outcome.failed("x", transient=True),
+        Outcome.failed("x", transient=False),
+    ],
+)
+def test_outcome_after_cancel_ignored(outbox: Outbox, outcome: Outcome) -> None:
+    outbox.enqueue(make_items("a", 1), PRIMARY)
+    delivery = claim_one(outbox)
+    outbox.cancel([delivery.delivery_id])
+
+    updated = outbox.record_outcomes({delivery.delivery_id: outcome})
+
+    assert updated == []
+    assert outbox.get(delivery.delivery_id).state is DeliveryState.CANCELLED
+    assert outbox.next_due_at() is None
 
 
 def test_retry_brings_back_cancelled(outbox: Outbox) -> None:
