@@ -25,6 +25,27 @@ def non_empty_path(text: str) -> Path:
     return Path(text)
 
 
+def selection_option(option: str, text: str | None, fix: str) -> str | None:
+    """Return the value of an option that selects exams or servers.
+
+    An empty or blank value, as an unset shell variable gives, is rejected:
+    read as "no selection" it would act on every exam or server.
+
+    Args:
+        option: The option's name, e.g. ``--exam``.
+        text: Its value, or None when the option was not given.
+        fix: What to give instead, e.g. "Give a server key".
+
+    Raises:
+        ValidationError: The value is empty or blank.
+    """
+    if text is not None and not text.strip():
+        raise ValidationError(
+            option, text, "is empty or blank", f"{fix}, or leave out {option}"
+        )
+    return text
+
+
 def resolve_exam_argument(context: Workspace, text: str) -> str:
     """Return the id of the exam that an EXAM argument names.
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from eyer_desktop.cli.arguments import (
     resolve_exam_argument,
     resolve_outbox_exam_argument,
+    selection_option,
 )
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import removal, routing
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import Exam
-from eyer_desktop.core.outbox import Delivery, DeliveryState
+from eyer_desktop.core.outbox import UNFINISHED_STATES, Delivery, DeliveryState
 from eyer_desktop.core.server_settings import DicomWorklistSettings
 
 if TYPE_CHECKING:
@@ -32,9 +33,10 @@ if TYPE_CHECKING:
 _DELIVERED = {DeliveryState.SENT, DeliveryState.WARNING}
 # The only states that Outbox.retry and Outbox.cancel change.
 _RETRYABLE = frozenset({DeliveryState.FAILED, DeliveryState.CANCELLED})
-_CANCELLABLE = frozenset(
-    {DeliveryState.QUEUED, DeliveryState.PAUSED, DeliveryState.FAILED}
-)
+_CANCELLABLE = UNFINISHED_STATES
+
+_EXAM_FIX = "Give an exam id or prefix"
+_SERVER_FIX = "Give a server key"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Queue exams and deliver them. Without --to, the primary and mirror "
             "servers get them (and the contingency servers when the primary "
             "cannot). With --to, only that server gets them, sent images "
-            "included. Deliveries that fail for a passing reason stay queued "
-            "and are retried by 'outbox run'."
+            "included. The exams' deliveries to those servers that wait to "
+            "retry, or failed, are tried again now. Deliveries that fail for a "
+            "passing reason stay queued and are retried by 'outbox run'."
         ),
     )
     send.add_argument("exams", nargs="+", metavar="EXAM", help="exam id or prefix")
@@ -120,7 +123,9 @@ def _register_outbox(
     )
     retry_now.set_defaults(handler=retry_outbox_now)
 
-    cancel = commands.add_parser("cancel", help="cancel queued or failed deliveries")
+    cancel = commands.add_parser(
+        "cancel", help="cancel unfinished deliveries, those being sent included"
+    )
     cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
     cancel.set_defaults(handler=cancel_outbox)
 
@@ -171,6 +176,8 @@ def test_server_command(context: Workspace, args: argparse.Namespace) -> int:
 def send_exams(context: Workspace, args: argparse.Namespace) -> int:
     from eyer_desktop.core.sending import create_engine
 
+    to = selection_option("--to", args.to, _SERVER_FIX)
+    to_key = None if to is None else context.servers.get(to).key
     exams = [
         context.library.load(resolve_exam_argument(context, text))
         for text in args.exams
@@ -178,11 +185,21 @@ def send_exams(context: Workspace, args: argparse.Namespace) -> int:
     servers = list(context.servers)
     outbox = context.outbox
     for exam in exams:
-        if args.to:
-            key = context.servers.get(args.to).key
-            routing.send_now(outbox, servers, exam, key)
+        if to_key is not None:
+            routing.send_now(outbox, servers, exam, to_key)
         else:
             routing.enqueue_exam(outbox, servers, exam)
+
+    # An explicit send is a request to try now, so the exams' deliveries that
+    # wait out a retry delay, or failed, go out in this run too.
+    keys = [to_key] if to_key is not None else _routed_server_keys(servers)
+    due_now = sum(
+        outbox.retry_now(server_key=key, exam_id=exam.exam_id)
+        for exam in exams
+        for key in keys
+    )
+    if due_now:
+        print(f"{due_now} deliveries that waited to retry or had failed are due now")
 
     summary = create_engine(context).run_once()
     print(
@@ -190,6 +207,16 @@ def send_exams(context: Workspace, args: argparse.Namespace) -> int:
         f"{summary.retries} to retry, {summary.failed} failed"
     )
     return _report_exams(context, exams)
+
+
+def _routed_server_keys(servers: Sequence[routing.ServerView]) -> list[str]:
+    """Return the servers that the routing rules send exams to.
+
+    Those are the primary, the mirrors and the contingency servers that can
+    receive, whether or not the primary can take exams now.
+    """
+    targets = routing.route_new_exam(servers) | routing.contingency_targets(servers)
+    return sorted(targets)
 
 
 def _report_exams(context: Workspace, exams: Sequence[Exam]) -> int:
@@ -316,8 +343,8 @@ def _parse_dates(text: str) -> tuple[dt.date, dt.date] | None:
 
 
 def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = resolve_outbox_exam_argument(context, args.exam) if args.exam else None
-    server_key = _outbox_server_key(context, args.server) if args.server else None
+    exam_id = _outbox_exam_option(context, args.exam)
+    server_key = _outbox_server_option(context, args.server)
     deliveries = context.outbox.deliveries(
         server_key=server_key, exam_id=exam_id, states=args.state
     )
@@ -340,8 +367,28 @@ def list_outbox(context: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
-def _outbox_server_key(context: Workspace, text: str) -> str:
-    """Return the key of a listed server, or of a removed one the outbox still has."""
+def _outbox_exam_option(context: Workspace, text: str | None) -> str | None:
+    """Return the exam id that ``--exam`` names, or None when it is absent.
+
+    Raises:
+        ValidationError: The value is blank or names no exam, or more than one.
+    """
+    text = selection_option("--exam", text, _EXAM_FIX)
+    return None if text is None else resolve_outbox_exam_argument(context, text)
+
+
+def _outbox_server_option(context: Workspace, text: str | None) -> str | None:
+    """Return the server key that ``--server`` names, or None when it is absent.
+
+    The key may be that of a removed server whose deliveries the outbox still
+    has.
+
+    Raises:
+        ValidationError: The value is blank or names no server.
+    """
+    text = selection_option("--server", text, _SERVER_FIX)
+    if text is None:
+        return None
     if text not in context.servers and text in context.outbox.server_keys():
         return text
     return context.servers.get(text).key
@@ -364,8 +411,9 @@ def _delivery_json(delivery: Delivery) -> dict[str, object]:
 
 
 def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
+    server = selection_option("--server", args.server, _SERVER_FIX)
     if args.all_failed:
-        key = context.servers.get(args.server).key if args.server else None
+        key = None if server is None else context.servers.get(server).key
         count = context.outbox.retry_failed(key)
     elif args.ids:
         if not _check_ids(context, args.ids, _RETRYABLE, "queued again"):
@@ -380,8 +428,8 @@ def retry_outbox(context: Workspace, args: argparse.Namespace) -> int:
 
 
 def retry_outbox_now(context: Workspace, args: argparse.Namespace) -> int:
-    exam_id = resolve_outbox_exam_argument(context, args.exam) if args.exam else None
-    server_key = _outbox_server_key(context, args.server) if args.server else None
+    exam_id = _outbox_exam_option(context, args.exam)
+    server_key = _outbox_server_option(context, args.server)
     count = context.outbox.retry_now(server_key=server_key, exam_id=exam_id)
     print(f"{count} deliveries due now")
     return 0
