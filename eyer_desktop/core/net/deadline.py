@@ -3,7 +3,7 @@
 A socket timeout limits each read or write on its own. A peer that sends one
 byte just before each timeout, as a failing link, a broken proxy or a hung
 server can, keeps a transfer going for ever within it. Every transfer
-therefore also gets a deadline: its configured timeout plus the time its data
+therefore also gets a deadline: its configured timeouts plus the time its data
 takes at :data:`MIN_TRANSFER_RATE`. A deadline is kept by giving each socket
 call at most the time left, so no thread is needed to interrupt a call.
 """
