@@ -128,6 +128,35 @@ def test_retry_button_sends_failed_again(
     )
 
 
+def test_cancel_button_cancels_sending(
+    page: ActivityPage,
+    qtbot: QtBot,
+    workspace: Workspace,
+    archive_key: str,
+    exams: list[Exam],
+) -> None:
+    outbox = workspace.outbox
+    outbox.pause(archive_key)
+    count = send_now(outbox, list(workspace.servers), exams[3], archive_key)
+    outbox.resume(archive_key)
+    claimed = outbox.claim_due(archive_key, count)
+    page.refresher.request()
+    qtbot.waitUntil(lambda: page.proxy.rowCount() == count, timeout=5_000)
+
+    select_rows(page, lambda _row: True)
+    assert page.cancel_button.isEnabled()
+    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: states(workspace, archive_key) == {DeliveryState.CANCELLED: count},
+        timeout=5_000,
+    )
+    outbox.record_outcomes(
+        {delivery.delivery_id: Outcome.sent() for delivery in claimed}
+    )
+
+    assert states(workspace, archive_key) == {DeliveryState.CANCELLED: count}
+
+
 def test_cancel_button_cancels_selection(
     page: ActivityPage,
     qtbot: QtBot,

@@ -48,7 +48,12 @@ STATUS_TIMEOUT_MS = 6_000
 
 _RETRYABLE = frozenset({DeliveryState.FAILED, DeliveryState.CANCELLED})
 _CANCELLABLE = frozenset(
-    {DeliveryState.QUEUED, DeliveryState.PAUSED, DeliveryState.FAILED}
+    {
+        DeliveryState.QUEUED,
+        DeliveryState.PAUSED,
+        DeliveryState.FAILED,
+        DeliveryState.SENDING,
+    }
 )
 
 

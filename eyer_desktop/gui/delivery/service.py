@@ -398,7 +398,9 @@ class SendingService(QObject):
         )
 
     def cancel(self, delivery_ids: Iterable[int]) -> None:
-        """Cancel queued, paused or failed deliveries."""
+        """Cancel queued, paused, failed or sending deliveries. A delivery being
+        sent ends as cancelled, whatever the server answers.
+        """
         ids = list(delivery_ids)
         self._run_action(
             lambda outbox, _servers: outbox.cancel(ids),
