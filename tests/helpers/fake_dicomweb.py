@@ -39,6 +39,8 @@ class FakeReply:
             soon as the headers arrived and then closes the connection.
         delay_s: Seconds to wait before replying.
         drop_connection: Close the connection without any reply.
+        announced_length: Content-Length to announce instead of the body's
+            length; a larger one makes a reply cut short.
     """
 
     status: int = 200
@@ -47,6 +49,7 @@ class FakeReply:
     read_body: bool = True
     delay_s: float = 0.0
     drop_connection: bool = False
+    announced_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        if not reply.read_body:
+        announced = reply.announced_length
+        self.send_header("Content-Length", str(announced or len(reply.body)))
+        if not reply.read_body or (announced or 0) > len(reply.body):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()

@@ -669,6 +669,11 @@ def _send_and_receive(
 def _receive(connection: http.client.HTTPConnection) -> _Response:
     response = connection.getresponse()
     body = response.read(MAX_RESPONSE_BYTES)
+    if response.length and len(body) < MAX_RESPONSE_BYTES:
+        # http.client returns what arrived when the server closes the
+        # connection before the Content-Length it announced; a cut body must
+        # not read as a short, complete one.
+        raise http.client.IncompleteRead(body, response.length)
     return _Response(response.status, response.reason, response.msg, body)
 
 

@@ -299,3 +299,23 @@ def test_check_accepts_study_list(
     client.check()
 
     assert len(fake_dicomweb.requests) == 1
+
+
+def test_body_cut_short_is_transient(
+    fake_dicomweb: FakeDicomWebServer, client: DicomWebClient, files: list[Path]
+) -> None:
+    body = json_body(store_response(stored=[(uid, None) for uid in UIDS]))
+    fake_dicomweb.queue(
+        FakeReply(
+            status=200,
+            body=body[: len(body) // 2],
+            headers={"Content-Type": "application/dicom+json"},
+            announced_length=len(body),
+        )
+    )
+
+    with pytest.raises(DeliveryError) as caught:
+        client.store(files)
+
+    assert caught.value.transient
+    assert "closed the connection" in str(caught.value)
