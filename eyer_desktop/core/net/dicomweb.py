@@ -671,8 +671,8 @@ def _receive(connection: http.client.HTTPConnection) -> _Response:
     body = response.read(MAX_RESPONSE_BYTES)
     if response.length and len(body) < MAX_RESPONSE_BYTES:
         # http.client returns what arrived when the server closes the
-        # connection before the Content-Length it announced; a cut body must
-        # not read as a short, complete one.
+        # connection before the Content-Length it announced. A cut body must
+        # not be read as a short, complete one.
         raise http.client.IncompleteRead(body, response.length)
     return _Response(response.status, response.reason, response.msg, body)
 

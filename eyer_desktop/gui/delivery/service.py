@@ -399,7 +399,7 @@ class SendingService(QObject):
 
     def cancel(self, delivery_ids: Iterable[int]) -> None:
         """Cancel queued, paused, failed or sending deliveries. A delivery being
-        sent ends as cancelled, whatever the server answers.
+        sent ends as cancelled, whatever the server responds.
         """
         ids = list(delivery_ids)
         self._run_action(
