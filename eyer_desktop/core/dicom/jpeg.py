@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -65,8 +66,14 @@ _COLOUR_MODEL_SOURCES = {
 }
 
 # Inside entropy-coded data a 0xFF byte is followed by 0x00 (byte stuffing),
-# by RST0-RST7, or by another 0xFF (fill). Anything else starts a marker.
-_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# or by another 0xFF (fill). Anything else is a marker: RST0-RST7 between
+# restart intervals, or the marker after the scan.
+_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xff]")
+_RST0 = 0xD0
+_RST7 = 0xD7
+# Frame types whose scans code every data unit once, in order, so that the
+# number of restart markers follows from the frame size.
+_SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1, 0xC9})
 
 _JFIF_ID = b"JFIF\x00"
 _EXIF_ID = b"Exif\x00\x00"
@@ -281,6 +288,8 @@ class _Parser:
         self.huffman_table_ids: list[int] = []
         self.has_arithmetic_tables = False
         self.scan_count = 0
+        self.scan_component_count = 0
+        self.restart_interval = 0
 
     def run(self) -> None:
         data = self.data
@@ -319,15 +328,50 @@ class _Parser:
 
         Every byte is read: a marker inside the data means a damaged stream
         or a second picture after this one's EOI, and taking the data up to
-        the file's last EOI instead would embed either.
+        the file's last EOI instead would embed either. Restart markers must
+        come in order, and only when a restart interval is defined.
         """
-        match = _MARKER_IN_SCAN.search(self.data, position)
-        if match is None:
-            raise JpegFormatError(
-                "it is truncated: the image data ends without an EOI marker"
+        data = self.data
+        for restarts, match in enumerate(_MARKER_IN_SCAN.finditer(data, position)):
+            marker = data[match.start() + 1]
+            if not (self.restart_interval and _RST0 <= marker <= _RST7):
+                self._check_restart_count(restarts, match.start())
+                self.pieces.append(self.view[position : match.start()])
+                return match.start()
+            if marker != _RST0 + restarts % 8:
+                raise JpegFormatError(
+                    f"it is damaged: restart marker 0xFF{marker:02X} at byte "
+                    f"{match.start()} comes out of order"
+                )
+        raise JpegFormatError(
+            "it is truncated: the image data ends without an EOI marker"
+        )
+
+    def _check_restart_count(self, restarts: int, position: int) -> None:
+        """Raise when a sequential scan of the whole frame has too few or too
+        many restart markers: intervals were lost or the data was cut.
+        """
+        if not self.restart_interval or self.frame is None:
+            return
+        marker, _precision, rows, columns, components = self.frame
+        if marker not in _SEQUENTIAL_FRAMES:
+            return
+        if self.scan_component_count == 1 and len(components) == 1:
+            units = math.ceil(columns / 8) * math.ceil(rows / 8)
+        elif self.scan_component_count == len(components) > 1:
+            horizontal = max(component.horizontal_sampling for component in components)
+            vertical = max(component.vertical_sampling for component in components)
+            units = math.ceil(columns / (8 * horizontal)) * math.ceil(
+                rows / (8 * vertical)
             )
-        self.pieces.append(self.view[position : match.start()])
-        return match.start()
+        else:
+            return  # One scan of several: its size needs the sampling rules.
+        expected = math.ceil(units / self.restart_interval) - 1
+        if restarts != expected:
+            raise JpegFormatError(
+                f"it is damaged: the scan ending at byte {position} has "
+                f"{restarts} restart markers where {expected} are expected"
+            )
 
     def _handle_segment(
         self, marker: int, payload: bytes, segment: bytes, position: int
@@ -340,6 +384,8 @@ class _Parser:
             self._read_huffman_tables(payload)
         elif marker == _DQT:
             self._read_quantization_tables(payload)
+        elif marker == _DRI:
+            self._read_restart_interval(payload)
         elif marker == _DAC:
             self.has_arithmetic_tables = True
         elif marker in (0xDE, 0xDF):
@@ -380,9 +426,25 @@ class _Parser:
             raise JpegFormatError(
                 f"its scan at byte {position} comes before the frame header"
             )
-        if not payload or len(payload) < 1 + 2 * payload[0] + 3:
-            raise JpegFormatError(f"its scan header at byte {position} is too short")
+        count = payload[0] if payload else 0
+        if not 1 <= count <= 4 or len(payload) != 1 + 2 * count + 3:
+            raise JpegFormatError(
+                f"it is damaged: invalid scan header at byte {position}"
+            )
+        identifiers = {component.identifier for component in self.frame[4]}
+        selectors = payload[1 : 1 + 2 * count : 2]
+        if len(set(selectors)) != count or not identifiers.issuperset(selectors):
+            raise JpegFormatError(
+                f"it is damaged: the scan header at byte {position} names "
+                f"components the frame does not have"
+            )
         self.scan_count += 1
+        self.scan_component_count = count
+
+    def _read_restart_interval(self, payload: bytes) -> None:
+        if len(payload) != 2:
+            raise JpegFormatError("its restart interval segment is invalid")
+        self.restart_interval = int.from_bytes(payload, "big")
 
     def _read_huffman_tables(self, payload: bytes) -> None:
         self.huffman_table_ids.extend(_huffman_table_ids(payload))

@@ -153,6 +153,40 @@ def test_damaged_marker_in_scan_is_rejected() -> None:
         parse_jpeg(bytes(source))
 
 
+def test_start_of_scan_inside_scan_is_rejected() -> None:
+    source = corpus("hopper_420.jpg")
+    inside = source.index(SOS) + 600
+
+    with pytest.raises(JpegFormatError, match="damaged"):
+        parse_jpeg(source[:inside] + SOS + source[inside:])
+
+
+def test_restart_marker_without_interval_is_rejected() -> None:
+    source = bytearray(corpus("hopper_420.jpg"))
+    stuffed = source.index(b"\xff\x00", source.index(SOS) + 2)
+    source[stuffed + 1] = 0xD3
+
+    with pytest.raises(JpegFormatError, match=r"unexpected marker 0xFFD3"):
+        parse_jpeg(bytes(source))
+
+
+def test_restart_marker_out_of_order_is_rejected() -> None:
+    source = bytearray(corpus("flower2_444_icc_restart.jpg"))
+    first = source.index(b"\xff\xd0", source.rindex(SOS))
+    source[first + 1] = 0xD1
+
+    with pytest.raises(JpegFormatError, match=r"0xFFD1 .* out of order"):
+        parse_jpeg(bytes(source))
+
+
+def test_cut_scan_with_restarts_is_rejected() -> None:
+    source = corpus("flower2_444_icc_restart.jpg")
+    scan = source.rindex(SOS)
+
+    with pytest.raises(JpegFormatError, match="restart markers where"):
+        parse_jpeg(source[: (scan + len(source)) // 2] + EOI)
+
+
 def test_cut_picture_before_whole_one_is_rejected() -> None:
     source = corpus("hopper_420.jpg")
 
