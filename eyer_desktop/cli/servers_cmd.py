@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from eyer_desktop.cli.output import print_json, print_table
 from eyer_desktop.core import removal
-from eyer_desktop.core.errors import ValidationError
+from eyer_desktop.core.errors import SecretStoreError, ValidationError
 from eyer_desktop.core.server_settings import (
     SETTINGS_CLASSES,
     DicomSettings,
@@ -281,13 +281,31 @@ def remove_server(context: Workspace, args: argparse.Namespace) -> int:
             "which cancels them",
         ) from error
     context.save_servers()
-    if isinstance(server.settings, DicomWebSettings):
-        from eyer_desktop.core.secrets import SecretStore  # Loads keyring.
-
-        SecretStore().delete(server.key)
     note = f", {cancelled} deliveries cancelled" if cancelled else ""
     print(f"{server.key}: removed{note}")
+    if isinstance(server.settings, DicomWebSettings):
+        _delete_secret(server)
     return 0
+
+
+def _delete_secret(server: Server) -> None:
+    """Delete a removed DICOMweb server's secret; a failure only warns, since
+    the server is already gone.
+    """
+    from eyer_desktop.core.secrets import SecretStore  # Loads keyring.
+
+    try:
+        SecretStore().delete(server.key)
+    except SecretStoreError as error:
+        settings = server.settings
+        if isinstance(settings, DicomWebSettings) and settings.auth is WebAuth.NONE:
+            # Without authentication there is no secret to delete.
+            return
+        print(
+            f"warning: {server.key} was removed, but its password or token "
+            f"could not be deleted from the keyring: {error}",
+            file=sys.stderr,
+        )
 
 
 def set_server_action(context: Workspace, args: argparse.Namespace) -> int:

@@ -176,3 +176,37 @@ def test_exams_unknown_id_exits_2(run_cli: RunCli, action: str) -> None:
     assert result.code == 2
     assert "'deadbeef'" in result.err
     assert "exams list" in result.err
+
+
+def test_remove_dicomweb_without_auth_needs_no_keyring(run_cli: RunCli) -> None:
+    added = run_cli(
+        "servers", "add", "--name", "Nuvem", "--kind", "dicomweb",
+        "--url", "https://127.0.0.1:8443/dicom-web", "--auth", "none",
+    )  # fmt: skip
+    key = added.out.strip()
+
+    result = run_cli("servers", "remove", key)
+
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert f"{key}: removed" in result.out
+
+
+def test_remove_warns_when_secret_stays(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-token\n"))
+    with installed_keyring(MemoryKeyring()):
+        added = run_cli(
+            "servers", "add", "--name", "Nuvem", "--kind", "dicomweb",
+            "--url", "https://127.0.0.1:8443/dicom-web", "--auth", "bearer",
+            "--secret-stdin",
+        )  # fmt: skip
+    key = added.out.strip()
+
+    result = run_cli("servers", "remove", key)
+
+    assert result.code == 0
+    assert f"{key}: removed" in result.out
+    assert result.err.startswith(f"warning: {key} was removed, but its password")
+    assert key not in run_cli("servers", "list").out
