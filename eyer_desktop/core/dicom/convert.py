@@ -411,6 +411,15 @@ class ExamConverter:
         )
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """Return ``folder`` and its ancestors that do not exist, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 def _instance_numbers(exam: Exam) -> dict[str, int]:
     """Number the images 1..n within each series, in the exam's order."""
     numbers: dict[str, int] = {}
@@ -481,7 +490,7 @@ def convert_exam(
             cannot be written.
     """
     converter = ExamConverter(exam, options, created_at=created_at)
-    created = not out_dir.is_dir()
+    created = _missing_folders(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -499,11 +508,11 @@ def convert_exam(
     try:
         write_files(files(), out_dir)
     except BaseException as err:
-        if created:
-            # A folder made for this conversion goes too, so that a failure
-            # leaves nothing behind; rmdir leaves a folder that is not empty.
+        # The folders made for this conversion go too, so that a failure
+        # leaves nothing behind. rmdir keeps a folder that is not empty.
+        for folder in created:
             with contextlib.suppress(OSError):
-                out_dir.rmdir()
+                folder.rmdir()
         if isinstance(err, OSError):
             raise ConversionError(
                 f"Cannot write the DICOM files of exam {exam.exam_id} to "

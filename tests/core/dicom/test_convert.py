@@ -874,7 +874,7 @@ def test_bad_image_leaves_no_file(exam_folder: Path, out_dir: Path) -> None:
     assert not out_dir.exists()
 
 
-def test_failure_removes_folder_it_created(exam_folder: Path, tmp_path: Path) -> None:
+def test_failure_removes_folders_it_created(exam_folder: Path, tmp_path: Path) -> None:
     spec = color_spec()
     truncated = (JPEG_DIR / "pillow_truncated_progressive.jpg").read_bytes()
     spec.images = [*spec.images, ImageSpec("broken.jpg", truncated, Laterality.LEFT)]
@@ -885,7 +885,8 @@ def test_failure_removes_folder_it_created(exam_folder: Path, tmp_path: Path) ->
         convert_exam(exam, OPTIONS, out)
 
     assert not out.exists()
-    assert (tmp_path / "new").is_dir()
+    assert not (tmp_path / "new").exists()
+    assert tmp_path.is_dir()
 
 
 def test_failure_keeps_earlier_files(exam_folder: Path, out_dir: Path) -> None:
