@@ -406,7 +406,7 @@ class ActivityPage(QWidget):
         self.sending.retry(self.selected_deliveries())
 
     def cancel_selected(self) -> None:
-        """Cancel the selected queued, paused or failed deliveries."""
+        """Cancel the selected queued, paused, failed or sending deliveries."""
         self.sending.cancel(self.selected_deliveries())
 
     def retry_all_failed(self) -> None:
