@@ -668,12 +668,15 @@ def _send_and_receive(
 
 def _receive(connection: http.client.HTTPConnection) -> _Response:
     response = connection.getresponse()
-    body = response.read(MAX_RESPONSE_BYTES)
-    if response.length and len(body) < MAX_RESPONSE_BYTES:
-        # http.client returns what arrived when the server closes the
-        # connection before the Content-Length it announced. A cut body must
-        # not be read as a short, complete one.
-        raise http.client.IncompleteRead(body, response.length)
+    # Closing the response releases its hold on the socket, which a cut or
+    # oversized body would otherwise keep open after the connection closes.
+    with response:
+        body = response.read(MAX_RESPONSE_BYTES)
+        if response.length and len(body) < MAX_RESPONSE_BYTES:
+            # http.client returns what arrived when the server closes the
+            # connection before the Content-Length it announced. A cut body
+            # must not be read as a short, complete one.
+            raise http.client.IncompleteRead(body, response.length)
     return _Response(response.status, response.reason, response.msg, body)
 
 
