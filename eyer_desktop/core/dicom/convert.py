@@ -99,7 +99,7 @@ class EncodedFile:
 
     Attributes:
         buffers: The file's bytes, as buffers to be written one after the
-            other; the pixel data is one of them, not copied into a larger
+            other. The pixel data is one of them, not copied into a larger
             buffer.
     """
 

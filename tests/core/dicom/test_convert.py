@@ -785,7 +785,8 @@ def test_varied_sources_equal_pydicom_encoding(
     datasets = build_exam_datasets(exam, options, created_at=CREATED_AT)
 
     assert len(files) == 4
-    assert "ICCProfile" in datasets[0] and datasets[2].DerivationDescription
+    assert "ICCProfile" in datasets[0]
+    assert datasets[2].DerivationDescription
     for file, dataset in zip(files, datasets, strict=True):
         assert file.path.read_bytes() == encode_dataset(dataset)
 
