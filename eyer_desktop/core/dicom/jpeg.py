@@ -129,7 +129,7 @@ class JpegStructure:
         has_arithmetic_tables: True when a DAC segment is present.
         pieces: The stream with APPn (except JFIF APP0) and COM segments
             removed and anything after EOI dropped, as consecutive buffers.
-            Every other segment and all entropy-coded data are unchanged; the
+            Every other segment and all entropy-coded data are unchanged. The
             entropy-coded data is a view of the parsed bytes, not a copy.
     """
 
@@ -308,8 +308,8 @@ class _Parser:
                     f"it has an unexpected marker 0xFF{marker:02X} at byte {position}"
                 )
             if marker < _SOF0 or _JPG0 <= marker <= _JPG13:
-                # Reserved codes: no encoder writes them, so one here is
-                # damaged data, and decoders stop on it.
+                # Encoders do not write reserved codes, so one here means
+                # damaged data. libjpeg (dcmdjpeg) stops on it.
                 raise JpegFormatError(
                     f"it is damaged: reserved marker 0xFF{marker:02X} at byte "
                     f"{position}"
@@ -512,7 +512,7 @@ def _huffman_table_ids(payload: bytes) -> tuple[int, ...]:
     """Check the tables of a DHT segment and return their destination ids.
 
     The images of one camera share their tables, so a checked segment is
-    remembered; an invalid one raises each time.
+    remembered. An invalid one raises each time.
     """
     ids: list[int] = []
     offset = 0

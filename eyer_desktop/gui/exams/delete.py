@@ -1,8 +1,8 @@
 """Deleting exams from the library, after a confirmation that names what goes.
 
-:class:`ExamDeleter` reads the exams' unfinished deliveries on a worker, asks
-the user to confirm in a message box that names how many exams, images and
-unfinished deliveries are concerned, and then deletes on a worker through
+:class:`ExamDeleter` reads the exams' unfinished deliveries on a worker, shows
+a confirmation box that names how many exams, images and unfinished
+deliveries are concerned, and then deletes on a worker through
 :func:`~eyer_desktop.core.removal.delete_exam`, the function behind the
 command line's ``exams delete``, which also removes the exams' cached copies.
 The deliveries the box named are cancelled, as ``--force`` cancels them. An
