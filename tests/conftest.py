@@ -11,6 +11,7 @@ from __future__ import annotations
 import faulthandler
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -18,11 +19,24 @@ from eyer_desktop.core.paths import PROFILE_ENV, AppPaths
 
 # The slowest test takes about 30 s on a loaded 2-core machine.
 HANG_TIMEOUT_S = 300
+# pytest captures standard error while a test runs, and the watchdog ends the
+# process before pytest could show it, so the tracebacks go to this file and
+# scripts/run-tests prints it when the run fails.
+HANG_LOG = Path(__file__).parents[1] / ".pytest_cache" / "hang-tracebacks.txt"
+
+
+@pytest.fixture(scope="session")
+def hang_log() -> Iterator[TextIO]:
+    HANG_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with HANG_LOG.open("w", encoding="utf-8") as log:
+        yield log
 
 
 @pytest.fixture(autouse=True)
-def hang_watchdog() -> Iterator[None]:
-    faulthandler.dump_traceback_later(HANG_TIMEOUT_S, exit=True)
+def hang_watchdog(request: pytest.FixtureRequest, hang_log: TextIO) -> Iterator[None]:
+    hang_log.write(f"Running {request.node.nodeid}\n")
+    hang_log.flush()
+    faulthandler.dump_traceback_later(HANG_TIMEOUT_S, exit=True, file=hang_log)
     yield
     faulthandler.cancel_dump_traceback_later()
 
