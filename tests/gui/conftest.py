@@ -18,10 +18,27 @@ from PySide6.QtWidgets import QApplication
 
 from eyer_desktop.core.secrets import SecretStore
 from eyer_desktop.core.workspace import Workspace
+from eyer_desktop.gui.main_window import MainWindow
 from eyer_desktop.gui.workers import Pools
 from tests.helpers.keyrings import MemoryKeyring, installed_keyring
 
 GUI_TESTS_DIR = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def no_close_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer "Stop and Close" for any main window closed with workers running.
+
+    pytest-qt closes the windows a test registered before the fixtures tear
+    down. A worker still running then (a thumbnail, a drag conversion, a send)
+    made the window ask, in a modal box that nobody answers, and the run hung.
+    A test that checks the question patches it again itself.
+    """
+
+    def stop(_window: MainWindow, _active: int) -> str:
+        return "stop"
+
+    monkeypatch.setattr(MainWindow, "_ask_how_to_close", stop)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
