@@ -12,7 +12,8 @@ Draws ``--count`` sample fundus photographs (1600x1600, JPEG quality 92,
 Each run times every action once, one after the other, so a change in the
 machine's load affects all of them alike. Each figure is the median of
 ``--runs`` runs, with the fastest run beside it. The script prints images/s,
-MB/s (of JPEG input) and the ratio of each median to cp's. Absolute times
+MB/s (of JPEG input), the median of each run's ratio to that run's cp, and
+the CPU time (user and system, child processes included). Absolute times
 vary between machines and runs; compare ratios taken in one run.
 
 Usage: ``.venv/bin/python benchmarks/bench_convert.py [--count 200] [--runs 5]``
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eyer_desktop.core.conversion import conversion_options
@@ -51,19 +54,42 @@ IMG2DCM_KEYS = [
 ]
 
 
+@dataclass
+class Timings:
+    """Wall-clock and CPU seconds of each run of one action."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def cpu_seconds() -> float:
+    """User and system time of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def interleaved_times(
     actions: Sequence[tuple[str, Callable[[], None]]],
     runs: int,
     reset: Callable[[], None],
-) -> dict[str, list[float]]:
-    """Run every action once per run, in turn, and return each one's times."""
-    times: dict[str, list[float]] = {name: [] for name, _ in actions}
+) -> dict[str, Timings]:
+    """Run every action once per run, in turn, and return each one's times.
+
+    Before each action the output folder is emptied and every dirty page is
+    written to disk, so that no action pays for writing out the files of the
+    one before it.
+    """
+    times = {name: Timings() for name, _ in actions}
     for _ in range(runs):
         for name, action in actions:
             reset()
+            os.sync()
+            cpu_started = cpu_seconds()
             started = time.perf_counter()
             action()
-            times[name].append(time.perf_counter() - started)
+            times[name].wall.append(time.perf_counter() - started)
+            times[name].cpu.append(cpu_seconds() - cpu_started)
     return times
 
 
@@ -137,20 +163,25 @@ def main() -> int:
             actions.append(("dcmtk img2dcm per file", img2dcm))
         times = interleaved_times(actions, args.runs, reset)
 
-    floor = statistics.median(times["cp (floor)"])
+    floor = times["cp (floor)"]
     megabytes = input_bytes / 1e6
     print(
         f"\n{args.count} images, {megabytes:.1f} MB of JPEG, "
         f"median of {args.runs} runs, {os.cpu_count()} CPUs"
     )
     header = f"{'what':<26}{'median s':>9}{'best s':>8}{'images/s':>10}{'MB/s':>8}"
-    print(f"{header}{'x cp':>7}")
+    print(f"{header}{'x cp':>7}{'CPU s':>8}")
     for name, measured in times.items():
-        seconds = statistics.median(measured)
+        seconds = statistics.median(measured.wall)
+        # Each run's ratio to that run's cp, so that a slower moment of the
+        # machine affects both sides of a ratio alike.
+        ratio = statistics.median(
+            wall / cp for wall, cp in zip(measured.wall, floor.wall, strict=True)
+        )
         print(
-            f"{name:<26}{seconds:9.3f}{min(measured):8.3f}"
+            f"{name:<26}{seconds:9.3f}{min(measured.wall):8.3f}"
             f"{args.count / seconds:10.1f}{megabytes / seconds:8.1f}"
-            f"{seconds / floor:7.1f}"
+            f"{ratio:7.1f}{statistics.median(measured.cpu):8.3f}"
         )
     return 0
 

@@ -21,13 +21,16 @@ Tests check this for every kind of image.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import errno
 import functools
 import io
 import os
 import secrets
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,13 @@ _TEMPORARY_ATTEMPTS = 100
 # Buffers shorter than this are joined before writing: a copy of a few
 # kilobytes costs less than a system call.
 _COALESCE_BELOW = 65536
+# Windows has no writev; each buffer then takes a write call of its own.
+_HAS_WRITEV = hasattr(os, "writev")
+# POSIX guarantees at least 16 buffers per writev call (_XOPEN_IOV_MAX).
+_WRITEV_MAX_BUFFERS = 16
+# The most files encoded ahead of the writer thread. Each keeps its image's
+# bytes in memory until written.
+_WRITES_AHEAD = 4
 
 
 def encode_element(element: DataElement, encodings: list[str]) -> bytes:
@@ -245,8 +255,7 @@ def _write_temporary(data: Buffer | Sequence[Buffer], folder: str, name: str) ->
     handle, temporary = _create_temporary(folder, name)
     try:
         try:
-            for buffer in _coalesced(buffers):
-                _write_all(handle, buffer)
+            _write_buffers(handle, list(_coalesced(buffers)))
         finally:
             os.close(handle)
     except BaseException:
@@ -268,22 +277,40 @@ def write_files(
     names, replacing earlier files. When ``files`` or a write raises, the
     temporary files are removed and the exception propagates.
 
+    The writes run on a thread of their own while the caller's thread makes
+    the next file: the system calls release the GIL, so writing one file
+    overlaps with encoding the next.
+
     Returns:
         The final paths, in the order of ``files``.
     """
     directory = os.fspath(folder)
+    pending: collections.deque[tuple[Future[str], str]] = collections.deque()
     written: list[tuple[str, str]] = []
-    try:
-        for name, buffers in files:
-            temporary = _write_temporary(buffers, directory, name)
-            written.append((temporary, os.path.join(directory, name)))
-        for temporary, final in written:
-            os.replace(temporary, final)
-    except BaseException:
-        for temporary, _ in written:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-        raise
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dicom-writer") as pool:
+        try:
+            for name, buffers in files:
+                future = pool.submit(_write_temporary, buffers, directory, name)
+                pending.append((future, os.path.join(directory, name)))
+                if len(pending) > _WRITES_AHEAD:
+                    future, final = pending.popleft()
+                    written.append((future.result(), final))
+            while pending:
+                future, final = pending.popleft()
+                written.append((future.result(), final))
+            for temporary, final in written:
+                os.replace(temporary, final)
+        except BaseException:
+            for future, _ in pending:
+                future.cancel()
+            for future, final in pending:
+                # A write already running finishes; its file goes too.
+                with contextlib.suppress(BaseException):
+                    written.append((future.result(), final))
+            for temporary, _ in written:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+            raise
     return [Path(final) for _, final in written]
 
 
@@ -315,10 +342,29 @@ def _coalesced(buffers: Iterable[Buffer]) -> Iterator[Buffer]:
         yield b"".join(small)
 
 
+def _write_buffers(handle: int, buffers: list[Buffer]) -> None:
+    """Write the buffers in order, in one system call where the OS allows."""
+    if not _HAS_WRITEV:
+        for buffer in buffers:
+            _write_all(handle, buffer)
+        return
+    views = [memoryview(buffer) for buffer in buffers]
+    while views:
+        written = os.writev(handle, views[:_WRITEV_MAX_BUFFERS])
+        if written == 0 and any(views):
+            raise OSError(errno.EIO, "The file system accepted no bytes")
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if written:
+            views[0] = views[0][written:]
+
+
 def _write_all(handle: int, buffer: Buffer) -> None:
     view = memoryview(buffer)
     while view:
         written = os.write(handle, view)
+        if written == 0:
+            raise OSError(errno.EIO, "The file system accepted no bytes")
         view = view[written:]
 
 

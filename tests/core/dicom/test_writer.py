@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import errno
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
+from eyer_desktop.core.dicom import writer
 from eyer_desktop.core.dicom.writer import (
     EncodedTemplate,
     encode_dataset,
     encode_file,
     write_dataset,
+    write_files,
     write_temporary,
 )
 from eyer_desktop.core.errors import ConversionError
@@ -175,6 +180,109 @@ def test_failed_temporary_write_leaves_no_file(tmp_path: Path) -> None:
 
     with pytest.raises(TypeError):
         write_temporary([b"start", not_a_buffer], tmp_path, "file.dcm")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_files_in_order(tmp_path: Path) -> None:
+    big = bytes(range(256)) * 1024
+    files = [
+        (f"{index}.dcm", [b"head", memoryview(big)[index:], b"tail"])
+        for index in range(12)
+    ]
+
+    paths = write_files(files, tmp_path)
+
+    assert [path.name for path in paths] == [f"{index}.dcm" for index in range(12)]
+    for index, path in enumerate(paths):
+        assert path.read_bytes() == b"head" + big[index:] + b"tail"
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(
+        path.name for path in paths
+    )
+
+
+def test_failed_source_keeps_earlier_files(tmp_path: Path) -> None:
+    (tmp_path / "2.dcm").write_bytes(b"earlier")
+
+    def files() -> Iterator[tuple[str, list[bytes]]]:
+        for index in range(10):
+            yield f"{index}.dcm", [b"new" * 1000]
+        raise ConversionError("image 10 is damaged")
+
+    with pytest.raises(ConversionError, match="image 10"):
+        write_files(files(), tmp_path)
+
+    assert [entry.name for entry in tmp_path.iterdir()] == ["2.dcm"]
+    assert (tmp_path / "2.dcm").read_bytes() == b"earlier"
+
+
+def test_failed_write_removes_all_files(tmp_path: Path) -> None:
+    not_a_buffer: Any = "text"
+    files = [(f"{index}.dcm", [b"data"]) for index in range(8)]
+    files[5] = ("5.dcm", [b"start", not_a_buffer])
+
+    with pytest.raises(TypeError):
+        write_files(files, tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_files_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake for a fault no real peer produces on demand: the file system
+    # refuses the fourth file's bytes.
+    calls = 0
+    real_writev = os.writev
+
+    def writev_until_full(handle: int, buffers: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_writev(handle, buffers)
+
+    monkeypatch.setattr(writer.os, "writev", writev_until_full)
+    files = [(f"{index}.dcm", [b"data"]) for index in range(8)]
+
+    with pytest.raises(OSError, match="No space left"):
+        write_files(files, tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("has_writev", [True, False], ids=["writev", "write"])
+def test_short_writes_are_continued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_writev: bool
+) -> None:
+    # A fake for a fault regular files rarely show: every call writes at most
+    # 7 bytes, as a pipe or a network file system may.
+    real_write = os.write
+
+    def short_write(handle: int, buffer: Any) -> int:
+        return real_write(handle, bytes(memoryview(buffer)[:7]))
+
+    def short_writev(handle: int, buffers: Any) -> int:
+        return short_write(handle, b"".join(buffers))
+
+    monkeypatch.setattr(writer, "_HAS_WRITEV", has_writev)
+    monkeypatch.setattr(writer.os, "writev", short_writev, raising=False)
+    monkeypatch.setattr(writer.os, "write", short_write)
+    buffers = [b"", b"abc", b"defghijklmnopq", b"", b"r" * 100, b"stuvwxyz"]
+
+    path = write_temporary(buffers, tmp_path, "file.dcm")
+
+    assert path.read_bytes() == b"".join(buffers)
+
+
+def test_zero_byte_write_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake: a broken file system driver that accepts no bytes and reports
+    # no error would otherwise make the writer loop for ever.
+    monkeypatch.setattr(writer.os, "writev", lambda handle, buffers: 0, raising=False)
+    monkeypatch.setattr(writer.os, "write", lambda handle, buffer: 0)
+
+    with pytest.raises(OSError, match="accepted no bytes"):
+        write_temporary([b"abc"], tmp_path, "file.dcm")
 
     assert list(tmp_path.iterdir()) == []
 
