@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import struct
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,20 +266,20 @@ def _check_image(item: ImageInput) -> _CheckedImage:
     try:
         encode_image(data)
     except ImageInputError as err:
+        fix = err.fix or "copy the file from the camera again"
         raise ValidationError(
-            "image file",
-            str(item.path),
-            str(err),
-            "Copy the file from the camera again",
+            "image file", str(item.path), err.problem, fix[0].upper() + fix[1:]
         ) from err
-    if format_name == "JPEG" and parse_jpeg(data).precision != 8:
-        # Pillow decodes 8-bit JPEG only; the transcoding above has already
-        # decoded every coefficient of this one.
-        return _CheckedImage(item, extension, None)
+    if format_name == "JPEG":
+        structure = parse_jpeg(data)
+        if structure.precision != 8:
+            # Pillow decodes 8-bit JPEG only; the transcoding above has
+            # already decoded every coefficient of this one.
+            return _CheckedImage(item, extension, _exif_time_of_tiff(structure.exif))
     try:
         with Image.open(io.BytesIO(data), formats=[format_name]) as image:
             image.load()
-            exif_time = _exif_capture_time(image)
+            exif_time = _exif_capture_time(image.getexif())
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ValidationError(
             "image file",
@@ -288,9 +290,25 @@ def _check_image(item: ImageInput) -> _CheckedImage:
     return _CheckedImage(item, extension, exif_time)
 
 
-def _exif_capture_time(image: Image.Image) -> dt.datetime | None:
+def _exif_time_of_tiff(tiff: bytes | None) -> dt.datetime | None:
+    """Return the DateTimeOriginal of an EXIF TIFF structure, or None."""
+    if tiff is None:
+        return None
+    exif = Image.Exif()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns of each cut entry and reads on.
+            warnings.simplefilter("ignore")
+            exif.load(tiff)
+            return _exif_capture_time(exif)
+    except (SyntaxError, ValueError, struct.error):
+        logger.warning("Ignoring EXIF data that is not a valid TIFF structure")
+        return None
+
+
+def _exif_capture_time(exif_root: Image.Exif) -> dt.datetime | None:
     """Return the EXIF DateTimeOriginal as an aware time, or None without one."""
-    exif = image.getexif().get_ifd(ExifTags.IFD.Exif)
+    exif = exif_root.get_ifd(ExifTags.IFD.Exif)
     original = exif.get(ExifTags.Base.DateTimeOriginal)
     if not isinstance(original, str):
         return None

@@ -174,6 +174,37 @@ def test_twelve_bit_jpeg_imported(tmp_path: Path, library: ExamLibrary) -> None:
     assert exam.image_path(exam.images[0]).read_bytes() == source
 
 
+def test_unconvertible_jpeg_gets_one_fix(tmp_path: Path, library: ExamLibrary) -> None:
+    source = (
+        Path(__file__).parents[1] / "data" / "jpeg12" / "libjpegtools_progressive.jpg"
+    )
+    path = tmp_path / "progressive12.jpg"
+    path.write_bytes(source.read_bytes())
+
+    with pytest.raises(ExamValidationError) as caught:
+        import_images(library, [path], patient())
+
+    [problem] = caught.value.problems
+    assert "12-bit progressive" in problem.problem
+    assert ";" not in problem.problem
+    assert problem.fix == "Export the image as an 8-bit JPEG or as a PNG"
+    assert library_entries(library) == []
+
+
+def test_damaged_jpeg_fix_is_copying_again(
+    tmp_path: Path, library: ExamLibrary
+) -> None:
+    whole = write_image(tmp_path / "whole.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(ExamValidationError) as caught:
+        import_images(library, [cut], patient())
+
+    [problem] = caught.value.problems
+    assert problem.fix == "Copy the file from the camera again"
+
+
 def test_invalid_patient_rejected_before_copying(
     tmp_path: Path, library: ExamLibrary
 ) -> None:
@@ -259,6 +290,38 @@ def test_capture_time_from_exif(tmp_path: Path, library: ExamLibrary) -> None:
     exam = import_images(library, [second, first], patient())
 
     assert exam.captured_at == dt.datetime(2024, 11, 5, 14, 3, 27, tzinfo=BRASILIA)
+
+
+def with_app1(jpeg: bytes, payload: bytes) -> bytes:
+    """Return the JPEG with an APP1 segment of ``payload`` after SOI."""
+    length = (len(payload) + 2).to_bytes(2, "big")
+    return jpeg[:2] + b"\xff\xe1" + length + payload + jpeg[2:]
+
+
+def test_twelve_bit_capture_time_from_exif(
+    tmp_path: Path, library: ExamLibrary
+) -> None:
+    exif = Image.Exif()
+    exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
+    exif_ifd[ExifTags.Base.DateTimeOriginal] = "2024:11:05 14:03:27"
+    exif_ifd[ExifTags.Base.OffsetTimeOriginal] = "-03:00"
+    path = tmp_path / "twelve.jpg"
+    path.write_bytes(with_app1(TWELVE_BIT_JPEG.read_bytes(), exif.tobytes()))
+
+    exam = import_images(library, [path], patient())
+
+    assert exam.captured_at == dt.datetime(2024, 11, 5, 14, 3, 27, tzinfo=BRASILIA)
+
+
+def test_twelve_bit_damaged_exif_ignored(tmp_path: Path, library: ExamLibrary) -> None:
+    path = tmp_path / "twelve.jpg"
+    damaged = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x87\x69"
+    path.write_bytes(with_app1(TWELVE_BIT_JPEG.read_bytes(), damaged))
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    exam = import_images(library, [path], patient())
+
+    assert before <= exam.captured_at <= dt.datetime.now(dt.UTC)
 
 
 def test_capture_time_without_offset_uses_local(

@@ -123,6 +123,7 @@ class JpegStructure:
         adobe_transform: Colour transform of an Adobe APP14 segment, or None.
         jfif_density: Pixel density of the JFIF APP0 segment, or None.
         exif_orientation: EXIF Orientation (1 to 8), 1 when absent.
+        exif: The TIFF structure of the EXIF APP1 segment, or None.
         icc_profile: The ICC profile reassembled from APP2 chunks, or None.
         quantization_precisions: Pq (0 = 8-bit, 1 = 16-bit) of every DQT table.
         huffman_table_ids: Destination ids of every DHT table.
@@ -141,6 +142,7 @@ class JpegStructure:
     adobe_transform: int | None = None
     jfif_density: JfifDensity | None = None
     exif_orientation: int = 1
+    exif: bytes | None = field(default=None, repr=False)
     icc_profile: bytes | None = None
     quantization_precisions: tuple[int, ...] = ()
     huffman_table_ids: tuple[int, ...] = ()
@@ -282,6 +284,7 @@ class _Parser:
         self.adobe_transform: int | None = None
         self.jfif_density: JfifDensity | None = None
         self.exif_orientation = 1
+        self.exif: bytes | None = None
         self.icc_chunks: dict[int, bytes] = {}
         self.icc_chunk_count = 0
         self.quantization_precisions: list[int] = []
@@ -465,7 +468,8 @@ class _Parser:
             units, x, y = struct.unpack_from(">BHH", payload, 7)
             self.jfif_density = JfifDensity(units, x, y)
         elif marker == _APP1 and payload.startswith(_EXIF_ID):
-            self.exif_orientation = read_exif_orientation(payload[len(_EXIF_ID) :])
+            self.exif = payload[len(_EXIF_ID) :]
+            self.exif_orientation = read_exif_orientation(self.exif)
         elif marker == _APP2 and payload.startswith(_ICC_ID) and len(payload) >= 14:
             sequence, count = payload[12], payload[13]
             self.icc_chunk_count = self.icc_chunk_count or count
@@ -486,6 +490,7 @@ class _Parser:
             adobe_transform=self.adobe_transform,
             jfif_density=self.jfif_density,
             exif_orientation=self.exif_orientation,
+            exif=self.exif,
             icc_profile=self._icc_profile(),
             quantization_precisions=tuple(self.quantization_precisions),
             huffman_table_ids=tuple(self.huffman_table_ids),

@@ -65,8 +65,25 @@ _ORIENTATION_TRANSPOSE = {
 _COLOR_SPACES = (("sRGB", "SRGB"), ("Adobe RGB", "ADOBERGB"), ("ROMM", "ROMMRGB"))
 
 
+_EXPORT_8_BIT = "export the image as an 8-bit JPEG or as a PNG"
+
+
 class ImageInputError(ValueError):
-    """The image bytes cannot be turned into OP 8 Bit pixel data."""
+    """The image bytes cannot be turned into OP 8 Bit pixel data.
+
+    The message completes the sentence "The image ...", with the fix after a
+    semicolon when the problem has a fix of its own.
+
+    Attributes:
+        problem: What is wrong, completing "The image ...".
+        fix: What the user should do, or None when copying the file again is
+            the only remedy (a damaged or truncated file).
+    """
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+        self.problem = problem
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -142,7 +159,7 @@ def encode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedIm
 
     if not is_jpeg(data):
         raise ImageInputError(
-            "is neither a JPEG nor a PNG file; export it from the camera as JPEG"
+            "is neither a JPEG nor a PNG file", "export it from the camera as JPEG"
         )
     structure = _parse(data)
     _check_pixel_count(structure.columns, structure.rows, max_pixels)
@@ -189,8 +206,8 @@ def _check_pixel_count(columns: int, rows: int, max_pixels: int) -> None:
 def _check_component_count(structure: JpegStructure) -> None:
     if len(structure.components) not in (1, 3, 4):
         raise ImageInputError(
-            f"has {len(structure.components)} colour components; export it as "
-            f"an RGB or greyscale JPEG"
+            f"has {len(structure.components)} colour components",
+            "export it as an RGB or greyscale JPEG",
         )
 
 
@@ -202,7 +219,8 @@ def _from_high_precision(data: bytes, structure: JpegStructure) -> EncodedImage:
     if problem is not None:
         raise ImageInputError(
             f"is {problem}, which cannot be converted to the 8-bit samples that "
-            f"OP 8 Bit stores; export the image as an 8-bit JPEG or as a PNG"
+            f"OP 8 Bit stores",
+            _EXPORT_8_BIT,
         )
 
     source = f"a {structure.precision}-bit {structure.frame_name} JPEG"
@@ -213,8 +231,8 @@ def _from_high_precision(data: bytes, structure: JpegStructure) -> EncodedImage:
         raise ImageInputError(f"is not a valid JPEG: {err}") from err
     except UnsupportedJpegError as err:
         raise ImageInputError(
-            f"is {source} that cannot be converted to 8 bits: {err}; export "
-            f"the image as an 8-bit JPEG or as a PNG"
+            f"is {source} that cannot be converted to 8 bits: {err}",
+            _EXPORT_8_BIT,
         ) from err
 
     transcoded = parse_jpeg(baseline)
