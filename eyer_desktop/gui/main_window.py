@@ -247,6 +247,8 @@ class MainWindow(QMainWindow):
         self.exams_page.exams_added.connect(self.sending.queue_exams)
         # Deleting exams cancels their unfinished deliveries.
         self.exams_page.exams_deleted.connect(self.sending.deliveries_changed)
+        # Their rows on the Activity page stop showing the patient.
+        self.exams_page.exams_deleted.connect(self.activity_page.reload_exams)
         self.exams_page.context_menus.append(self.send_now_menu)
         # Sending starts once the window is up, from the event loop.
         QTimer.singleShot(0, self.sending.start)
@@ -257,6 +259,13 @@ class MainWindow(QMainWindow):
         page = self.pages[0].widget
         assert isinstance(page, ExamsPage)
         return page
+
+    @property
+    def activity_page(self) -> ActivityPage:
+        """The Activity page."""
+        return next(
+            page.widget for page in self.pages if isinstance(page.widget, ActivityPage)
+        )
 
     # Commands
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
 
 from eyer_desktop.core.delivery import RunSummary, ServerPhase, ServerProgress
-from eyer_desktop.core.exams import Exam
+from eyer_desktop.core.exams import Exam, PatientName
+from eyer_desktop.core.manifest import save_exam
 from eyer_desktop.core.outbox import (
     DeliveryState,
     Jitter,
@@ -104,6 +107,55 @@ def test_full_load_fills_rows(
     assert model.index(0, Column.STATE).data() == "Queued"
     assert model.index(0, Column.STATE).data(Role.STATE) == DeliveryState.QUEUED
     assert model.index(0, Column.NEXT_ATTEMPT).data() == "now"
+
+
+def test_deleted_exam_loses_patient_label(
+    qtbot: QtBot,
+    profile: Workspace,
+    outbox: Outbox,
+    exams: list[Exam],
+    loader: ActivityLoader,
+    model: ActivityModel,
+) -> None:
+    exam = exams[0]
+    enqueue_exam(outbox, list(profile.servers), exam)
+    model.apply(loader.load())
+    assert model.index(0, Column.EXAM).data().startswith("Maria da Conceição")
+
+    profile.library.delete(exam.exam_id)
+    with qtbot.waitSignal(model.dataChanged):
+        model.apply(loader.load())
+
+    label = f"Exam {exam.exam_id[:8]} (not in the library)"
+    for row in range(model.rowCount()):
+        assert model.index(row, Column.EXAM).data() == label
+        assert "Maria" not in model.index(row, Column.EXAM).data(Role.SEARCH_TEXT)
+
+
+def test_edited_exam_relabelled_on_its_change(
+    profile: Workspace,
+    outbox: Outbox,
+    exams: list[Exam],
+    loader: ActivityLoader,
+    model: ActivityModel,
+    clock: FakeClock,
+) -> None:
+    exam = exams[0]
+    enqueue_exam(outbox, list(profile.servers), exam)
+    snapshot = loader.load()
+    model.apply(snapshot)
+    renamed = dataclasses.replace(
+        exam,
+        patient=dataclasses.replace(exam.patient, name=PatientName("Souza", "Ana", "")),
+    )
+    save_exam(renamed, exam.folder)
+    clock.advance(60)
+    outbox.cancel([outbox.deliveries()[0].delivery_id])
+
+    model.apply(loader.load(snapshot.newest_update))
+
+    for row in range(model.rowCount()):
+        assert model.index(row, Column.EXAM).data().startswith("Ana Souza")
 
 
 def test_incremental_load_updates_in_place(

@@ -17,8 +17,9 @@ from pytestqt.qtbot import QtBot
 from eyer_desktop.core.caches import drag_entry_exam_id
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.library import patient_display_name
-from eyer_desktop.core.outbox import DeliveryState, Route, items_of_exam
+from eyer_desktop.core.outbox import DeliveryState, Outcome, Route, items_of_exam
 from eyer_desktop.core.workspace import Workspace
+from eyer_desktop.gui.activity.model import ActivityModel, Column
 from eyer_desktop.gui.exams.labels import capture_time_text
 from eyer_desktop.gui.exams.page import ExamsPage
 from eyer_desktop.gui.exams.thumbnails import ThumbnailLoader
@@ -329,6 +330,54 @@ def test_window_refreshes_activity_after_delete(
     window.sending.prepare_to_close()
     qtbot.waitUntil(lambda: pools.active_count() == 0, timeout=WAIT_MS)
     window.close()
+
+
+def test_activity_rows_drop_deleted_patient(
+    qtbot: QtBot, workspace: Workspace, pools: Pools, exams: list[Exam]
+) -> None:
+    exam = exams[0]
+    queue_for_archive(workspace, exam)
+    claimed = workspace.outbox.claim_due(ARCHIVE, 10)
+    workspace.outbox.record_outcomes({d.delivery_id: Outcome.sent() for d in claimed})
+    window = MainWindow(workspace, pools)
+    qtbot.addWidget(window)
+    window.show()
+    activity = window.activity_page
+    window.show_page("Activity")
+    name = patient_display_name(exam.patient.name)
+    patient_label = f"{name}, {exam.captured_at.strftime('%Y-%m-%d %H:%M')}"
+    qtbot.waitUntil(
+        lambda: exam_labels(activity.model) == {patient_label}, timeout=WAIT_MS
+    )
+
+    window.show_page("Exams")
+    page = window.exams_page
+    wait_for_rows(qtbot, page, SAMPLE_COUNT)
+    select(page, exam.exam_id)
+    page.delete_action.trigger()
+    box = confirmation(qtbot, page)
+    # Sent deliveries stay as they are, so only a full load of the outbox
+    # reads their exam's label again.
+    with qtbot.waitSignal(
+        activity.refresher.loaded,
+        check_params_cb=lambda snapshot: snapshot.full,
+        timeout=WAIT_MS,
+    ):
+        qtbot.mouseClick(delete_button(box), Qt.MouseButton.LeftButton)
+        wait_until_idle(qtbot, page)
+        window.show_page("Activity")
+
+    missing_label = f"Exam {exam.exam_id[:8]} (not in the library)"
+    qtbot.waitUntil(
+        lambda: exam_labels(activity.model) == {missing_label}, timeout=WAIT_MS
+    )
+    window.sending.prepare_to_close()
+    qtbot.waitUntil(lambda: pools.active_count() == 0, timeout=WAIT_MS)
+    window.close()
+
+
+def exam_labels(model: ActivityModel) -> set[str]:
+    return {model.index(row, Column.EXAM).data() for row in range(model.rowCount())}
 
 
 def test_detail_reports_thumbnail_of_shown_exam(

@@ -14,11 +14,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eyer_desktop.core.errors import ExamError
 from eyer_desktop.core.exams import Exam, ExamType, ImageRole, Laterality
 from eyer_desktop.core.library import ExamLibrary, patient_display_name
-from eyer_desktop.core.manifest import load_exam
+from eyer_desktop.core.manifest import MANIFEST_NAME, load_exam
 from eyer_desktop.core.outbox import (
     STEREO_ITEM_PREFIX,
     Delivery,
@@ -173,14 +174,16 @@ class ActivityLoader:
     """Reads deliveries and labels for the Activity page.
 
     Call :meth:`load` from one worker at a time: the exam labels it caches are
-    not locked. Labels are read once per exam and kept, so an exam edited
-    while the application runs keeps its old label until the next start.
+    not locked. A cached label is read again when a load meets a delivery of
+    its exam and the exam's manifest has changed or is gone, so a deleted
+    exam's patient name leaves the page; a full load checks every exam.
     """
 
     def __init__(self, outbox: Outbox, library: ExamLibrary) -> None:
         self.outbox = outbox
         self.library = library
         self._exams: dict[str, ExamInfo] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}
 
     def load(self, since: float | None = None) -> ActivitySnapshot:
         """Read the outbox: everything when ``since`` is None, else the changes.
@@ -210,10 +213,13 @@ class ActivityLoader:
     def _learn_exams(self, exam_ids: Iterable[str]) -> None:
         # Exam folders are named by exam id, so each is read directly rather
         # than through ExamLibrary.load, which lists the library per call.
-        for exam_id in set(exam_ids) - set(self._exams):
+        for exam_id in set(exam_ids):
             folder = self.library.root / exam_id
+            stamp = _manifest_stamp(folder)
+            if exam_id in self._exams and self._stamps.get(exam_id) == stamp:
+                continue
             info = ExamInfo(exam_id, found=False)
-            if folder.is_dir():
+            if stamp is not None:
                 try:
                     info = exam_info(load_exam(folder))
                 except ExamError as err:
@@ -224,3 +230,15 @@ class ActivityLoader:
                         type(err).__name__,
                     )
             self._exams[exam_id] = info
+            self._stamps[exam_id] = stamp
+
+
+def _manifest_stamp(folder: Path) -> tuple[int, int] | None:
+    """Return the modification time and size of an exam's manifest, or None
+    when it is gone.
+    """
+    try:
+        status = (folder / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size

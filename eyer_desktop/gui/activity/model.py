@@ -251,7 +251,13 @@ class ActivityModel(FlatTableModel):
         loses the selection; that happens only after old deliveries were
         purged.
         """
+        relabelled = {
+            exam_id
+            for exam_id, info in snapshot.exams.items()
+            if exam_id in self._exams and self._exams[exam_id] != info
+        }
         self._exams = snapshot.exams
+        self._relabel(relabelled)
         if not snapshot.full:
             self._merge(snapshot.deliveries)
             return
@@ -268,6 +274,18 @@ class ActivityModel(FlatTableModel):
             return
         self.remove(missing)
         self._merge(snapshot.deliveries)
+
+    def _relabel(self, exam_ids: set[str]) -> None:
+        """Emit dataChanged for the rows of exams whose labels changed."""
+        rows = [
+            row
+            for row, delivery in enumerate(self._rows)
+            if delivery.exam_id in exam_ids
+        ]
+        if rows:
+            self.dataChanged.emit(
+                self.index(min(rows), 0), self.index(max(rows), len(Column) - 1)
+            )
 
     def _merge(self, deliveries: Iterable[Delivery]) -> None:
         changed: list[int] = []

@@ -288,6 +288,13 @@ class ActivityPage(QWidget):
         self.refresher.set_active(False)
         self._clock.stop()
 
+    def reload_exams(self, exam_ids: object = None) -> None:
+        """Read every delivery and exam label again, after exams were deleted
+        or changed: the rows of a deleted exam no longer show its patient.
+        """
+        del exam_ids  # A full load checks every exam.
+        self.refresher.reload_all()
+
     def refresh_servers(self) -> None:
         """Show the current server list: names, actions and new servers."""
         self.servers_model.set_servers(self.workspace.servers)
