@@ -7,6 +7,12 @@ the batches of one server go out in order. The engine records each outcome in th
 outbox, and when a primary delivery fails it queues the exam for the contingency
 servers.
 
+A sender may report each image the server confirmed while the rest of its
+batch is still going out (:meth:`DeliveryEngine.record_confirmed`). Those
+outcomes are stored at most ``record_interval`` seconds apart, so that a
+process killed in the middle of a batch re-sends little of what the server
+already has.
+
 The engine keeps no state between runs, so a GUI timer, the command line or a test
 can call :meth:`DeliveryEngine.run_once` at any time. A caller that runs servers
 on threads of its own calls :meth:`DeliveryEngine.run_server` for one server
@@ -34,7 +40,9 @@ from eyer_desktop.core.outbox import (
     Delivery,
     DeliveryState,
     Outbox,
+    OutboxError,
     Outcome,
+    OutcomeKind,
     Route,
 )
 from eyer_desktop.core.routing import ServerView
@@ -147,6 +155,13 @@ class _ServerRun:
     summary: RunSummary = field(default_factory=RunSummary)
     last_error: str | None = None
     retry_at: float | None = None
+    confirmed: dict[int, Outcome] = field(default_factory=dict)
+    """Confirmed outcomes of the current batch, not stored yet."""
+    stored_early: dict[int, Delivery | None] = field(default_factory=dict)
+    """Deliveries of the current batch whose confirmed outcome is stored, with
+    the delivery as updated (None when the outbox ignored the outcome)."""
+    stored_at: float = 0.0
+    """time.monotonic() of the last storing of confirmed outcomes."""
 
     def record(self, updated: Sequence[Delivery], batch_size: int) -> None:
         self.done += batch_size
@@ -183,6 +198,8 @@ class DeliveryEngine:
         sleep: Waits a number of seconds; run_until_idle uses it between runs.
         batch_size: Maximum number of deliveries sent to a server in one batch.
         max_workers: Maximum number of servers sent to at the same time.
+        record_interval: Seconds between two storings of the outcomes a
+            sender confirms in the middle of a batch; 0 stores each at once.
         progress: Called with a :class:`ServerProgress` after each step of a
             server's run, on the thread that sends to that server. It must
             return quickly and not raise.
@@ -198,6 +215,7 @@ class DeliveryEngine:
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = 100,
         max_workers: int = 4,
+        record_interval: float = 1.0,
         progress: ProgressCallback | None = None,
     ) -> None:
         if batch_size < 1:
@@ -211,6 +229,7 @@ class DeliveryEngine:
         self.sleep = sleep
         self.batch_size = batch_size
         self.max_workers = max_workers
+        self.record_interval = record_interval
         self.progress = progress
         self._runs: dict[str, _ServerRun] = {}
         self._runs_lock = threading.Lock()
@@ -286,6 +305,49 @@ class DeliveryEngine:
         except Exception:
             logger.exception("Progress callback failed for server %s", server_key)
 
+    def record_confirmed(
+        self, server_key: str, delivery_id: int, outcome: Outcome
+    ) -> None:
+        """Note that the server confirmed one delivery of the batch being sent.
+
+        A sender calls this on the sending thread, as soon as the server
+        confirms an image, with a ``sent`` or ``warning`` outcome. The
+        outcome is stored with the others that have come in once
+        ``record_interval`` has passed since the last storing, or else at
+        the end of the batch. The sender still returns it with the batch's
+        outcomes. Calls for a server that is not being run, and failure
+        outcomes, are ignored.
+        """
+        if outcome.kind is OutcomeKind.FAILED:
+            return
+        with self._runs_lock:
+            run = self._runs.get(server_key)
+        if run is None:
+            return
+        run.confirmed[delivery_id] = outcome
+        if time.monotonic() - run.stored_at >= self.record_interval:
+            self._store_confirmed(run)
+
+    def _store_confirmed(self, run: _ServerRun) -> None:
+        pending, run.confirmed = run.confirmed, {}
+        run.stored_at = time.monotonic()
+        if not pending:
+            return
+        try:
+            updated = self.outbox.record_outcomes(pending)
+        except OutboxError as err:
+            # The batch's end stores them with the rest.
+            logger.warning(
+                "Storing %d confirmed deliveries to %s early failed: %s",
+                len(pending),
+                run.server_key,
+                err,
+            )
+            return
+        by_id = {delivery.delivery_id: delivery for delivery in updated}
+        for delivery_id in pending:
+            run.stored_early[delivery_id] = by_id.get(delivery_id)
+
     def run_until_idle(self, deadline: float) -> RunSummary:
         """Run until no delivery is queued or the deadline passes.
 
@@ -324,7 +386,7 @@ class DeliveryEngine:
                 run.summary.batches += 1
                 run.total = max(run.total, run.done + len(batch))
                 self._report(run, ServerPhase.CONVERTING)
-                updated, batch_error = self._send_and_record(server_key, batch, servers)
+                updated, batch_error = self._send_and_record(run, batch, servers)
                 run.record(updated, len(batch))
                 self._report(run, ServerPhase.SENDING)
                 if batch_error is not None and batch_error.transient:
@@ -363,13 +425,14 @@ class DeliveryEngine:
             logger.exception("Progress callback failed for server %s", run.server_key)
 
     def _send_and_record(
-        self, server_key: str, batch: Sequence[Delivery], servers: Sequence[ServerView]
+        self, run: _ServerRun, batch: Sequence[Delivery], servers: Sequence[ServerView]
     ) -> tuple[list[Delivery], DeliveryError | None]:
         """Send one batch and record its outcomes.
 
         Returns:
             The updated deliveries, and the error that failed the whole batch.
         """
+        server_key = run.server_key
         exam_ids = sorted({delivery.exam_id for delivery in batch})
         logger.info(
             "Sending %d deliveries to %s (exams %s)",
@@ -377,8 +440,21 @@ class DeliveryEngine:
             server_key,
             ", ".join(exam_ids),
         )
-        outcomes, batch_error = self._send(server_key, batch)
-        updated = self.outbox.record_outcomes(outcomes)
+        run.confirmed, run.stored_early = {}, {}
+        run.stored_at = time.monotonic()
+        try:
+            outcomes, batch_error = self._send(server_key, batch)
+        finally:
+            stored_early, run.stored_early, run.confirmed = run.stored_early, {}, {}
+        # Deliveries stored early are no longer being sent, so the outbox
+        # would ignore, and log, their outcome a second time.
+        rest = {
+            delivery_id: outcome
+            for delivery_id, outcome in outcomes.items()
+            if delivery_id not in stored_early
+        }
+        updated = [d for d in stored_early.values() if d is not None]
+        updated += self.outbox.record_outcomes(rest)
 
         failed_primary = set()
         for delivery in updated:

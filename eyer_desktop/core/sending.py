@@ -37,7 +37,7 @@ from eyer_desktop.core.net.dicomweb import (
     InstanceStatus,
     StowResult,
 )
-from eyer_desktop.core.net.store import StoreReport, StoreStatus, store
+from eyer_desktop.core.net.store import StoreOutcome, StoreReport, StoreStatus, store
 from eyer_desktop.core.net.tls import TlsSettings as NetTlsSettings
 from eyer_desktop.core.net.transcode import StoreFallback
 from eyer_desktop.core.outbox import STEREO_ITEM_PREFIX, Delivery, Outcome
@@ -147,6 +147,10 @@ BatchProgress = Callable[[str, ServerPhase, int], None]
 """Called as ``(server_key, phase, images_done)`` while a sender works on a
 batch; :meth:`DeliveryEngine.report_batch_progress` is one."""
 
+ConfirmedCallback = Callable[[str, int, Outcome], None]
+"""Called as ``(server_key, delivery_id, outcome)`` when a server has stored
+one image of a batch that is still being sent."""
+
 
 class WorkspaceSender:
     """Sends batches of queued deliveries to the servers of a workspace.
@@ -161,6 +165,9 @@ class WorkspaceSender:
         secrets: The keyring of DICOMweb passwords and tokens.
         progress: Called before each image of a batch is converted and after
             a DICOM server acknowledges each one, on the sending thread.
+        confirmed: Called on the sending thread with each delivery a DICOM
+            server stored, before the rest of the batch is sent;
+            :meth:`DeliveryEngine.record_confirmed` is one.
     """
 
     def __init__(
@@ -168,10 +175,12 @@ class WorkspaceSender:
         workspace: Workspace,
         secrets: SecretStore | None = None,
         progress: BatchProgress | None = None,
+        confirmed: ConfirmedCallback | None = None,
     ):
         self.workspace = workspace
         self.secrets = secrets or SecretStore()
         self.progress = progress
+        self.confirmed = confirmed
 
     def send(self, server_key: str, batch: Sequence[Delivery]) -> Mapping[int, Outcome]:
         server = self.workspace.servers.get(server_key)
@@ -238,12 +247,20 @@ class WorkspaceSender:
         if hasattr(server.settings, "sop_class_fallback"):
             fallback = _FALLBACKS[server.settings.sop_class_fallback]
         delivery_ids = list(datasets)
+        by_uid = {
+            str(dataset.SOPInstanceUID): delivery_id
+            for delivery_id, dataset in datasets.items()
+        }
         acknowledged = 0
 
-        def count_outcome(_outcome: object) -> None:
+        def count_outcome(outcome: StoreOutcome) -> None:
             nonlocal acknowledged
             acknowledged += 1
             self._report(server.key, ServerPhase.SENDING, acknowledged)
+            delivery_id = by_uid.get(outcome.sop_instance_uid)
+            stored = outcome.status in (StoreStatus.SENT, StoreStatus.WARNING)
+            if self.confirmed is not None and delivery_id is not None and stored:
+                self.confirmed(server.key, delivery_id, _store_outcome(outcome))
 
         self._report(server.key, ServerPhase.SENDING, 0)
         report: StoreReport = store(
@@ -252,20 +269,10 @@ class WorkspaceSender:
             fallback=fallback,
             on_outcome=count_outcome,
         )
-        outcomes: dict[int, Outcome] = {}
-        for delivery_id, outcome in zip(delivery_ids, report.outcomes, strict=True):
-            if outcome.status is StoreStatus.SENT:
-                outcomes[delivery_id] = Outcome.sent(outcome.code)
-            elif outcome.status is StoreStatus.WARNING:
-                outcomes[delivery_id] = Outcome.warning(outcome.code, outcome.meaning)
-            elif outcome.error is not None:
-                outcomes[delivery_id] = Outcome.from_error(outcome.error)
-            else:
-                transient = outcome.status is StoreStatus.NOT_SENT
-                outcomes[delivery_id] = Outcome.failed(
-                    outcome.meaning, transient=transient, code=outcome.code
-                )
-        return outcomes
+        return {
+            delivery_id: _store_outcome(outcome)
+            for delivery_id, outcome in zip(delivery_ids, report.outcomes, strict=True)
+        }
 
     def _send_dicomweb(
         self, server: Server, datasets: Mapping[int, Dataset]
@@ -301,6 +308,18 @@ class WorkspaceSender:
         return outcomes
 
 
+def _store_outcome(outcome: StoreOutcome) -> Outcome:
+    """Return the delivery outcome of one instance's C-STORE outcome."""
+    if outcome.status is StoreStatus.SENT:
+        return Outcome.sent(outcome.code)
+    if outcome.status is StoreStatus.WARNING:
+        return Outcome.warning(outcome.code, outcome.meaning)
+    if outcome.error is not None:
+        return Outcome.from_error(outcome.error)
+    transient = outcome.status is StoreStatus.NOT_SENT
+    return Outcome.failed(outcome.meaning, transient=transient, code=outcome.code)
+
+
 def create_engine(
     workspace: Workspace,
     secrets: SecretStore | None = None,
@@ -323,6 +342,7 @@ def create_engine(
     )
     if progress is not None:
         sender.progress = engine.report_batch_progress
+    sender.confirmed = engine.record_confirmed
     return engine
 
 

@@ -1,0 +1,107 @@
+"""A delivery process killed in the middle of a batch, against a real storescp.
+
+storescp with ``--sleep-after 1`` responds to each C-STORE at once and then
+waits a second before it reads the next one, so the images of one batch are
+confirmed a second apart. The sending process is killed with SIGKILL after
+the archive has stored some of them. The images the archive confirmed a
+second or more before the kill must be recorded as sent, so that the next
+run re-sends only the last ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from eyer_desktop.core.outbox import DeliveryState
+from eyer_desktop.core.routing import enqueue_exam
+from eyer_desktop.core.samples import write_sample_exams
+from eyer_desktop.core.sending import create_engine
+from eyer_desktop.core.server_settings import DicomStorageSettings
+from eyer_desktop.core.workspace import Workspace
+from tests.helpers.dcmtk import DcmtkServer, run_storescp
+
+pytestmark = pytest.mark.integration
+
+IMAGES = 8
+STORED_BEFORE_KILL = 4
+WAIT_S = 60.0
+
+
+@pytest.fixture
+def paced_storescp(tmp_path: Path) -> Iterator[DcmtkServer]:
+    with run_storescp(
+        tmp_path / "received", accept_jpeg=True, extra_arguments=["--sleep-after", "1"]
+    ) as server:
+        yield server
+
+
+def received_uids(server: DcmtkServer) -> list[str]:
+    """Return the SOP Instance UID of every file storescp wrote."""
+    return [
+        str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+        for path in server.received_files()
+    ]
+
+
+@pytest.fixture
+def workspace() -> Iterator[Workspace]:
+    """The workspace of the test's own profile."""
+    opened = Workspace.open()
+    yield opened
+    opened.close()
+
+
+def test_kill_mid_batch_keeps_confirmed_images(
+    paced_storescp: DcmtkServer, workspace: Workspace
+) -> None:
+    settings = DicomStorageSettings(
+        called_ae="STORESCP", host="127.0.0.1", port=paced_storescp.port
+    )
+    key = workspace.servers.add("Arquivo", "mirror", settings).key
+    workspace.save_servers()
+    queued = 0
+    for exam in write_sample_exams(workspace.library, size=64):
+        if queued >= IMAGES:
+            break
+        queued += enqueue_exam(workspace.outbox, list(workspace.servers), exam)
+
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "eyer_desktop", "outbox", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(paced_storescp.received_files()) < STORED_BEFORE_KILL:
+            assert sender.poll() is None, sender.communicate()
+            assert time.monotonic() < deadline, "storescp received too little"
+            time.sleep(0.05)
+    finally:
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.communicate(timeout=30)
+    stored = received_uids(paced_storescp)
+
+    deliveries = workspace.outbox.deliveries(server_key=key)
+    sent = [d for d in deliveries if d.state is DeliveryState.SENT]
+    assert len(deliveries) == queued
+    # Confirmations come a second apart, and each storing waits until a
+    # second has passed since the one before: only the last one or two of
+    # the confirmed images can be missing.
+    assert len(sent) >= len(stored) - 2
+    assert {d.sop_instance_uid for d in sent} <= set(stored)
+
+    summary = create_engine(workspace).run_once()
+
+    received = received_uids(paced_storescp)
+    assert summary.sent == queued - len(sent)
+    assert set(received) == {d.sop_instance_uid for d in deliveries}
+    assert len(received) - queued == len(stored) - len(sent)
