@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -49,6 +50,15 @@ MAX_PN_COMPONENT_GROUP_LENGTH = 64
 MAX_CS_LENGTH = 16
 TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 _CS_PATTERN = re.compile(r"[A-Z0-9 _]*")
+
+MAX_WORKLIST_ITEMS = 2000
+"""Entries one query may return. More means a query too wide to pick a
+patient from (every date, no name), or a server that never ends its responses."""
+
+QUERY_EXTRA_SECONDS = 120.0
+"""Seconds a query may take on top of the DIMSE timeout, which the first
+response may use up. A server that sends entries slowly, one at a time, is
+stopped after that."""
 
 
 def _today_range() -> tuple[dt.date, dt.date]:
@@ -343,17 +353,35 @@ def _parse_sex(value: str) -> Sex | None:
         return None
 
 
-def query_worklist(endpoint: DicomEndpoint, query: WorklistQuery) -> list[WorklistItem]:
+def query_worklist(
+    endpoint: DicomEndpoint,
+    query: WorklistQuery,
+    *,
+    max_items: int = MAX_WORKLIST_ITEMS,
+    extra_seconds: float = QUERY_EXTRA_SECONDS,
+) -> list[WorklistItem]:
     """Query the worklist at ``endpoint`` and return the matching items.
+
+    The query stops, aborting the association, when the server has sent more
+    than ``max_items`` entries, or once the endpoint's DIMSE timeout plus
+    ``extra_seconds`` have passed. A response already on its way is waited
+    for, up to the DIMSE timeout, before the time is checked.
 
     Raises:
         DeliveryError: The association failed, the server rejected the
-            Modality Worklist model, returned a failure status, or the
-            association ended before the last response.
+            Modality Worklist model, returned a failure status, sent too many
+            entries or took too long, or the association ended before the
+            last response.
     """
     contexts = [build_context(MODALITY_WORKLIST_FIND)]
+    limits = _QueryLimits(
+        endpoint,
+        max_items,
+        extra_seconds,
+        time.monotonic() + endpoint.dimse_timeout + extra_seconds,
+    )
     with open_association(endpoint, contexts) as assoc:
-        identifiers = list(_find(endpoint, assoc, query.identifier()))
+        identifiers = list(_find(endpoint, assoc, query.identifier(), limits))
 
     items = [WorklistItem.from_identifier(identifier) for identifier in identifiers]
     matching = [item for item in items if query.matches_name(item.patient_dicom_name)]
@@ -366,10 +394,41 @@ def query_worklist(endpoint: DicomEndpoint, query: WorklistQuery) -> list[Workli
     return matching
 
 
+@dataclass(frozen=True)
+class _QueryLimits:
+    endpoint: DicomEndpoint
+    max_items: int
+    extra_seconds: float
+    ends_at: float
+    """time.monotonic() by which the last response must have come."""
+
+    def check(self, received: int) -> None:
+        """Raise when ``received`` entries are too many or came too late."""
+        if received > self.max_items:
+            raise DeliveryError(
+                f"The worklist of {self.endpoint} has more than {self.max_items} "
+                f"entries for this query, so it was stopped. Narrow it to one "
+                f"day, or to a patient name.",
+                transient=False,
+            )
+        if time.monotonic() > self.ends_at:
+            raise DeliveryError(
+                f"The worklist query to {self.endpoint} took longer than its "
+                f"DIMSE timeout plus {self.extra_seconds:.0f} s and was stopped "
+                f"after {received} entries. Narrow the query, or check the "
+                f"server.",
+                transient=True,
+            )
+
+
 def _find(
-    endpoint: DicomEndpoint, assoc: Association, identifier: Dataset
+    endpoint: DicomEndpoint,
+    assoc: Association,
+    identifier: Dataset,
+    limits: _QueryLimits,
 ) -> Iterator[Dataset]:
     responses = assoc.send_c_find(identifier, MODALITY_WORKLIST_FIND)
+    received = 0
     for status, response_identifier in responses:
         code = status.get("Status") if status is not None else None
         if code is None:
@@ -381,6 +440,9 @@ def _find(
 
         category = code_to_category(int(code))
         if category == "Pending":
+            if response_identifier is not None:
+                received += 1
+            limits.check(received)
             if response_identifier is not None:
                 yield response_identifier
             continue
