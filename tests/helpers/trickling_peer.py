@@ -14,6 +14,7 @@ that never ends, so the association is real up to the fault.
 
 ``run_slow_reading_http_server`` is the opposite case, a slow but working
 link: it reads a request body at a fixed rate and then sends its response.
+``run_slow_reading_dicom_proxy`` does the same in front of a real DICOM peer.
 """
 
 from __future__ import annotations
@@ -225,6 +226,44 @@ def run_trickling_dicom_proxy(
             _trickle(peer, client, stop, stream, interval_s, read=False)
 
     with _serve(handle) as peer:
+        yield peer
+
+
+@contextmanager
+def run_slow_reading_dicom_proxy(
+    upstream_port: int, *, rate: int
+) -> Iterator[TricklingPeer]:
+    """Run a proxy to a DICOM peer that reads the client's data slowly.
+
+    The client's first PDU (the A-ASSOCIATE-RQ) goes to the peer whole.
+    After it, the proxy reads the client's bytes at ``rate`` bytes a second,
+    in steps of a tenth of a second, and passes them on. The peer's bytes
+    come back unchanged. Each step frees room in the client's send buffer,
+    so every write of the client goes on well within its timeout.
+    """
+
+    def handle(
+        peer: TricklingPeer, client: socket.socket, stop: threading.Event
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", upstream_port)) as upstream:
+            backward = threading.Thread(
+                target=_forward, args=(upstream, client, stop), daemon=True
+            )
+            backward.start()
+            upstream.sendall(_read_pdu(client))
+            step = max(rate // 10, 1)
+            client.settimeout(10)
+            while not stop.wait(0.1):
+                try:
+                    chunk = client.recv(step)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                peer.count_bytes(len(chunk))
+                upstream.sendall(chunk)
+
+    with _serve(handle, receive_buffer=SLOW_READER_BUFFER) as peer:
         yield peer
 
 

@@ -11,6 +11,7 @@ PDU.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from eyer_desktop.core.net import (
     query_worklist,
     store,
 )
-from eyer_desktop.core.net.association import MAX_PDU_SIZE
+from eyer_desktop.core.net.association import MAX_PDU_SIZE, _TunedAssociationSocket
 from eyer_desktop.core.net.deadline import transfer_seconds
 from tests.helpers.dcmtk import (  # noqa: F401
     DcmtkServer,
@@ -36,6 +37,7 @@ from tests.helpers.dcmtk import (  # noqa: F401
 from tests.helpers.op_samples import write_op_files
 from tests.helpers.trickling_peer import (
     ENDLESS_PDU_HEADER,
+    run_slow_reading_dicom_proxy,
     run_trickling_dicom_proxy,
     run_trickling_peer,
     run_within,
@@ -54,7 +56,9 @@ SLACK_S = 3.0
 HANG_S = 90.0
 
 
-def endpoint_at(port: int, called_ae: str = "STORESCP") -> DicomEndpoint:
+def endpoint_at(
+    port: int, called_ae: str = "STORESCP", network_timeout: float = NETWORK_S
+) -> DicomEndpoint:
     return DicomEndpoint(
         "127.0.0.1",
         port,
@@ -63,7 +67,7 @@ def endpoint_at(port: int, called_ae: str = "STORESCP") -> DicomEndpoint:
         connect_timeout=2.0,
         acse_timeout=LONG_S,
         dimse_timeout=LONG_S,
-        network_timeout=NETWORK_S,
+        network_timeout=network_timeout,
     )
 
 
@@ -137,3 +141,57 @@ def test_worklist_response_trickle_ends(wlmscpfs_server: DcmtkServer) -> None:
         finished.error, "Worklist query to", "ended early because the server"
     )
     assert finished.elapsed <= PDU_LIMIT_S + SLACK_S
+
+
+SLOW_READ_RATE = 4_000
+"""Bytes a second the slow-reading proxy takes: below the 16 kB/s floor."""
+
+SLOW_READ_NETWORK_S = 8.0
+"""Network timeout against the slow reader: longer than a blocked write waits
+at that rate (about 6 s), so no single write times out."""
+
+SMALL_SEND_BUFFER = 16 * 1024
+
+
+@pytest.fixture
+def small_send_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give association sockets a fixed 16 KiB send buffer.
+
+    On loopback Linux grows a socket's send buffer to megabytes, and a whole
+    image then fits in it: the writes never block and the DIMSE timeout ends
+    the wait for the response. On a slow network the buffer stays small,
+    each write blocks until the peer reads, and only the time limit of the
+    whole message ends a peer that reads a little before each timeout.
+    """
+    open_connection = _TunedAssociationSocket._open_connection
+
+    def with_small_buffer(
+        self: _TunedAssociationSocket, address: tuple[str, int]
+    ) -> socket.socket:
+        sock = open_connection(self, address)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SEND_BUFFER)
+        return sock
+
+    monkeypatch.setattr(_TunedAssociationSocket, "_open_connection", with_small_buffer)
+
+
+@pytest.mark.usefixtures("small_send_buffer")
+def test_store_to_slow_reader_ends(storescp_jpeg: DcmtkServer, tmp_path: Path) -> None:
+    # About 130 kB: the writes go on past the limit, not only the buffered rest.
+    [path] = write_op_files(tmp_path / "op", 1, width=360, height=360, grain=8.0)
+    size = path.stat().st_size
+    with run_slow_reading_dicom_proxy(storescp_jpeg.port, rate=SLOW_READ_RATE) as proxy:
+        endpoint = endpoint_at(proxy.port, network_timeout=SLOW_READ_NETWORK_S)
+        finished = run_within(HANG_S, lambda: store(endpoint, [path]))
+
+    assert finished.error is None
+    report = finished.value
+    assert isinstance(report, StoreReport)
+    [outcome] = report.outcomes
+    assert outcome.status is StoreStatus.NOT_SENT
+    assert isinstance(outcome.error, DeliveryError)
+    assert "read the request too slowly" in str(outcome.error)
+    limit = SLOW_READ_NETWORK_S + transfer_seconds(size)
+    assert finished.elapsed <= limit + SLACK_S
+    # At the proxy's rate the whole file would take longer than the limit.
+    assert size / SLOW_READ_RATE > limit + SLACK_S

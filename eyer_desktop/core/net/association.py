@@ -7,6 +7,7 @@ transient (retry later) or permanent (the settings or the server must change).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -148,7 +149,8 @@ class _TunedAssociationSocket(AssociationSocket):
     The connection is made here rather than in pynetdicom so that the reason
     of a failed connection (refused, timed out, TLS certificate rejected) is
     kept in :attr:`connect_error`; pynetdicom 3.0.4 only logs it. Likewise
-    :attr:`slow_transfer` says why a PDU that arrived too slowly was given up.
+    :attr:`slow_transfer` says why a PDU that arrived too slowly was given up,
+    and :attr:`slow_send` why the peer took a message too slowly.
     """
 
     def __init__(
@@ -161,8 +163,12 @@ class _TunedAssociationSocket(AssociationSocket):
         super().__init__(assoc, address=address)
         self.connect_error: OSError | None = None
         self.slow_transfer = ""
+        self.slow_send = ""
         self._endpoint = endpoint
         self._ssl_context = ssl_context
+        # The PDUs written since the last PDU read: (time.monotonic() of the
+        # first write, bytes written), or None after a read.
+        self._burst: tuple[float, int] | None = None
 
     def connect(self, primitive: T_CONNECT) -> None:
         """Connect to the peer and report the outcome to the state machine.
@@ -214,6 +220,8 @@ class _TunedAssociationSocket(AssociationSocket):
         sock = self.socket
         if sock is None:
             raise ConnectionError("the association socket was already closed")
+        # The peer is sending, so it has taken what was written before.
+        self._burst = None
         deadline = Deadline(self._pdu_time_limit(nr_bytes))
         data = bytearray()
         try:
@@ -231,6 +239,51 @@ class _TunedAssociationSocket(AssociationSocket):
         finally:
             sock.settimeout(self._endpoint.network_timeout)
         return data
+
+    def send(self, bytestream: bytes) -> None:
+        """Write one PDU, or report the connection closed (Evt17).
+
+        pynetdicom writes each PDU with this call in its reactor thread, and
+        a DIMSE message of several PDUs as consecutive calls. Each write call
+        waits at most the network timeout. The PDUs written since the peer
+        last sent a PDU must also all be taken within the network timeout
+        plus 1 s per 16 kB of them, counted from the first. Without that
+        limit, a peer that reads a little before each timeout would hold a
+        C-STORE for ever.
+        """
+        sock = self.socket
+        if sock is None:
+            self.event_queue.put("Evt17")
+            return
+        started_at, written = self._burst or (time.monotonic(), 0)
+        written += len(bytestream)
+        self._burst = (started_at, written)
+        deadline = Deadline(self._send_time_limit(written), started_at)
+        view = memoryview(bytestream)
+        try:
+            while view:
+                sock.settimeout(deadline.call_timeout(self._endpoint.network_timeout))
+                view = view[sock.send(view) :]
+        except Exception as err:
+            if isinstance(err, TimeoutError) and deadline.expired:
+                self._note_slow_send(written, deadline)
+            self.event_queue.put("Evt17")
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(self._endpoint.network_timeout)
+        evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+
+    def _send_time_limit(self, written: int) -> float:
+        return self._endpoint.network_timeout + transfer_seconds(written)
+
+    def _note_slow_send(self, written: int, deadline: Deadline) -> None:
+        self.slow_send = (
+            f"{written:,} bytes were not taken within {deadline.seconds:.0f} s, "
+            f"the network timeout of {self._endpoint.network_timeout:g} s plus "
+            f"{MIN_TRANSFER_RATE_TEXT}"
+        )
+        logger.info("Gave up writing to %s: %s", self._endpoint, self.slow_send)
 
     def _pdu_time_limit(self, nr_bytes: int) -> float:
         # A PDU larger than this application's maximum breaks the negotiated
@@ -387,6 +440,9 @@ def open_association(
 
 def no_response_reason(endpoint: DicomEndpoint, assoc: Association) -> str:
     """Return why a request on ``assoc`` got no response, for error messages."""
+    slow_send = getattr(assoc.dul.socket, "slow_send", "")
+    if isinstance(slow_send, str) and slow_send:
+        return f"the server read the request too slowly: {slow_send}"
     slow = _slow_transfer(assoc)
     if slow:
         return f"the server sent its response too slowly: {slow}"

@@ -43,9 +43,11 @@ class Deadline:
         seconds: The time allowed, counted from the creation of the deadline.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, started_at: float | None = None) -> None:
+        """Allow ``seconds`` from ``started_at`` (time.monotonic(); now when None)."""
         self.seconds = seconds
-        self._expires_at = time.monotonic() + seconds
+        start = time.monotonic() if started_at is None else started_at
+        self._expires_at = start + seconds
 
     @property
     def expired(self) -> bool:
