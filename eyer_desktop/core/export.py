@@ -29,10 +29,13 @@ from pydicom.fileset import DIRECTORY_RECORDERS, FileInstance, FileSet, RecordNo
 from pydicom.uid import StereometricRelationshipStorage
 
 from eyer_desktop.core.caches import drag_entry_name, make_drag_staging_folder
-from eyer_desktop.core.dicom.convert import ExamConverter, convert_exam
+from eyer_desktop.core.dicom.convert import (
+    ExamConverter,
+    convert_exam,
+    write_exam_output,
+)
 from eyer_desktop.core.dicom.dates import format_study_id
 from eyer_desktop.core.dicom.options import ConversionOptions
-from eyer_desktop.core.dicom.writer import write_files
 from eyer_desktop.core.errors import ConversionError, EyerError, ValidationError
 from eyer_desktop.core.exams import Exam
 from eyer_desktop.core.library import ExamLibrary
@@ -121,26 +124,11 @@ def write_exam_files(
         return [converted.path for converted in convert_exam(exam, options, folder)]
 
     converter = ExamConverter(exam, options)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConversionError(
-            f"Creating the output folder {folder} failed: {err.strerror or err}. "
-            "Check the folder's permissions and free space."
-        ) from err
-
     files = (
         (encoded.filename, encoded.buffers)
         for encoded in map(converter.encode_image_file, image_ids)
     )
-    try:
-        return write_files(files, folder)
-    except OSError as err:
-        raise ConversionError(
-            f"Writing the DICOM files of exam {exam.exam_id} to {folder} failed: "
-            f"{err.strerror or err}. Check the folder's permissions and free "
-            "space."
-        ) from err
+    return write_exam_output(files, folder, exam.exam_id)
 
 
 def export_exams(
@@ -161,7 +149,10 @@ def export_exams(
         ConversionError: The target folder cannot be created, or the file-set
             cannot be written.
     """
-    job = _ExportJob(library, exam_ids, options, target, progress, should_stop)
+    # The file-set's paths are absolute, so the target is made absolute too.
+    job = _ExportJob(
+        library, exam_ids, options, target.absolute(), progress, should_stop
+    )
     return _export_file_set(job) if dicomdir else _export_folders(job)
 
 

@@ -93,6 +93,47 @@ def test_convert_again_replaces_files(
     assert [dcmread(path).SOPInstanceUID for path in dicom_files(folder)] == uids
 
 
+def test_folder_in_the_way_keeps_earlier_files(
+    run_cli: RunCli, samples: list[Exam], tmp_path: Path
+) -> None:
+    stereo = next(exam for exam in samples if exam.exam_type is ExamType.STEREO)
+    out = tmp_path / "out"
+    assert run_cli("convert", "--out", str(out), stereo.exam_id).code == 0
+    folder = out / stereo.exam_id
+    files = dicom_files(folder)
+    earlier = {path.name: path.read_bytes() for path in files}
+    blocked = files[len(files) // 2]
+    blocked.unlink()
+    blocked.mkdir()
+    del earlier[blocked.name]
+
+    result = run_cli("convert", "--out", str(out), stereo.exam_id)
+
+    assert result.code == 1
+    error = result.err.splitlines()[0]
+    assert f"A folder has the name of a file to write ({blocked})" in error
+    assert "Move or rename that folder" in error
+    assert {path.name: path.read_bytes() for path in dicom_files(folder)} == earlier
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [*earlier, blocked.name]
+    )
+
+
+def test_damaged_image_error_has_a_fix(
+    run_cli: RunCli, samples: list[Exam], tmp_path: Path
+) -> None:
+    exam = samples[0]
+    image = exam.image_path(exam.images[0])
+    image.write_bytes(image.read_bytes()[:2000])
+
+    result = run_cli("convert", "--out", str(tmp_path / "out"), exam.exam_id)
+
+    assert result.code == 1
+    error = result.err.splitlines()[0]
+    assert "is not a valid JPEG" in error
+    assert error.endswith("Import the exam again from the camera's files.")
+
+
 def test_convert_uses_dicom_prefix_setting(
     run_cli: RunCli, samples: list[Exam], tmp_path: Path
 ) -> None:

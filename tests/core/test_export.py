@@ -163,7 +163,7 @@ def test_selected_unknown_image_writes_nothing(
     chosen = [exam.images[0].image_id, "no-such-image"]
 
     with pytest.raises(ConversionError, match="no-such-image"):
-        write_exam_files(exam, OPTIONS, tmp_path, image_ids=chosen)
+        write_exam_files(exam, OPTIONS, tmp_path / "new" / "folder", image_ids=chosen)
 
     assert list(tmp_path.iterdir()) == []
 
@@ -191,6 +191,28 @@ def test_dicomdir_export_reads_back(
         for instance in file_set:
             dataset = instance.load()
             assert dataset.SOPInstanceUID == instance.SOPInstanceUID
+
+
+@pytest.mark.parametrize("dicomdir", [True, False], ids=["dicomdir", "folders"])
+def test_export_to_relative_folder(
+    sample_library: ExamLibrary,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dicomdir: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ids = exam_ids(sample_library)
+
+    report = export_exams(
+        sample_library, ids, OPTIONS, Path("export"), dicomdir=dicomdir
+    )
+
+    assert report.failures == ()
+    assert len(report.exported) == len(ids)
+    for exported in report.exported:
+        for path in exported.files:
+            assert path.is_file()
+            assert path.is_relative_to(tmp_path / "export")
 
 
 def test_dicomdir_file_ids_are_8_3(sample_library: ExamLibrary, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,15 +350,20 @@ class ExamConverter:
         try:
             encoded = encode_image(data, self.options.max_pixels)
         except ImageInputError as err:
-            raise ConversionError(
-                f"Image {image.file} of exam {self.exam.exam_id} {err}."
-            ) from err
+            raise self._image_error(image, err) from err
         self._sizes[image.image_id] = (
             encoded.rows,
             encoded.columns,
             encoded.pixel_aspect_ratio,
         )
         return encoded
+
+    def _image_error(self, image: ExamImage, err: ImageInputError) -> ConversionError:
+        fix = err.fix or ("import the exam again from the camera's files")
+        return ConversionError(
+            f"Image {image.file} of exam {self.exam.exam_id} {err.problem}. "
+            f"{fix[0].upper()}{fix[1:]}."
+        )
 
     def _series(self, montage: bool) -> SeriesInfo:
         uids = self.exam.uids
@@ -390,9 +395,7 @@ class ExamConverter:
             try:
                 columns, rows = image_size(data)
             except ImageInputError as err:
-                raise ConversionError(
-                    f"Image {source.file} of exam {self.exam.exam_id} {err}."
-                ) from err
+                raise self._image_error(source, err) from err
             self._sizes[source.image_id] = (rows, columns, None)
         return self._sizes[source.image_id]
 
@@ -471,6 +474,51 @@ def build_exam_datasets(
     ]
 
 
+def write_exam_output(
+    files: Iterable[tuple[str, Sequence[Buffer]]], out_dir: Path, exam_id: str
+) -> list[Path]:
+    """Create ``out_dir`` when missing and write an exam's files into it.
+
+    The files appear all or none (see :func:`write_files`). On failure the
+    folders created here are removed too, so that nothing is left behind.
+
+    Raises:
+        ConversionError: The folder or a file cannot be written, or ``files``
+            raised it.
+    """
+    created = _missing_folders(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConversionError(
+            f"Cannot create the output folder {out_dir}: {err.strerror or err}. "
+            "Check the folder's permissions and free space."
+        ) from err
+    try:
+        return write_files(files, out_dir)
+    except BaseException as err:
+        # rmdir keeps a folder that is not empty.
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(err, OSError):
+            raise ConversionError(
+                f"Cannot write the DICOM files of exam {exam_id} to {out_dir}: "
+                f"{_write_problem(err)}"
+            ) from err
+        raise
+
+
+def _write_problem(err: OSError) -> str:
+    """Return what went wrong in a failed write, with the file and the fix."""
+    where = f" ({err.filename})" if err.filename else ""
+    if isinstance(err, IsADirectoryError):
+        fix = "Move or rename that folder, then try again."
+    else:
+        fix = "Check the folder's permissions and free space."
+    return f"{err.strerror or err}{where}. {fix}"
+
+
 def convert_exam(
     exam: Exam,
     options: ConversionOptions | None,
@@ -490,14 +538,6 @@ def convert_exam(
             cannot be written.
     """
     converter = ExamConverter(exam, options, created_at=created_at)
-    created = _missing_folders(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConversionError(
-            f"Cannot create the output folder {out_dir}: {err.strerror}."
-        ) from err
-
     converted: list[ConvertedFile] = []
 
     def files() -> Iterator[tuple[str, tuple[Buffer, ...]]]:
@@ -505,20 +545,6 @@ def convert_exam(
             converted.append(encoded.converted_file(out_dir))
             yield encoded.filename, encoded.buffers
 
-    try:
-        write_files(files(), out_dir)
-    except BaseException as err:
-        # The folders made for this conversion go too, so that a failure
-        # leaves nothing behind. rmdir keeps a folder that is not empty.
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(err, OSError):
-            raise ConversionError(
-                f"Cannot write the DICOM files of exam {exam.exam_id} to "
-                f"{out_dir}: {err.strerror or err}."
-            ) from err
-        raise
-
+    write_exam_output(files(), out_dir, exam.exam_id)
     logger.info("Converted exam %s to %d DICOM files", exam.exam_id, len(converted))
     return converted

@@ -91,8 +91,8 @@ _COALESCE_BELOW = 65536
 _HAS_WRITEV = hasattr(os, "writev")
 # POSIX guarantees at least 16 buffers per writev call (_XOPEN_IOV_MAX).
 _WRITEV_MAX_BUFFERS = 16
-# The most files encoded ahead of the writer thread. Each keeps its image's
-# bytes in memory until written.
+# Maximum number of files encoded ahead of the writer thread. Each keeps its
+# image's bytes in memory until written.
 _WRITES_AHEAD = 4
 
 
@@ -274,8 +274,9 @@ def write_files(
 
     Each file is written under a temporary name as soon as ``files`` produces
     it. Only when every file is written are they renamed to their final
-    names, replacing earlier files. When ``files`` or a write raises, the
-    temporary files are removed and the exception propagates.
+    names, replacing earlier files. When ``files``, a write or a rename
+    raises, or the process is interrupted, the temporary files are removed,
+    the files already replaced are put back, and the exception propagates.
 
     The writes run on a thread of their own while the caller's thread makes
     the next file: the system calls release the GIL, so writing one file
@@ -293,25 +294,106 @@ def write_files(
                 future = pool.submit(_write_temporary, buffers, directory, name)
                 pending.append((future, os.path.join(directory, name)))
                 if len(pending) > _WRITES_AHEAD:
-                    future, final = pending.popleft()
-                    written.append((future.result(), final))
+                    _collect_oldest(pending, written)
             while pending:
-                future, final = pending.popleft()
-                written.append((future.result(), final))
-            for temporary, final in written:
-                os.replace(temporary, final)
+                _collect_oldest(pending, written)
         except BaseException:
-            for future, _ in pending:
-                future.cancel()
-            for future, final in pending:
-                # A write already running finishes; its file goes too.
-                with contextlib.suppress(BaseException):
-                    written.append((future.result(), final))
-            for temporary, _ in written:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
+            _discard(pending, written)
             raise
+    _replace_all(written)
     return [Path(final) for _, final in written]
+
+
+def _collect_oldest(
+    pending: collections.deque[tuple[Future[str], str]],
+    written: list[tuple[str, str]],
+) -> None:
+    """Wait for the oldest pending write and move it to ``written``.
+
+    The write enters ``written`` before it leaves ``pending``, so an
+    interruption at any point leaves it in one of them, and its temporary
+    file is removed.
+    """
+    future, final = pending[0]
+    written.append((future.result(), final))
+    pending.popleft()
+
+
+def _discard(
+    pending: collections.deque[tuple[Future[str], str]],
+    written: list[tuple[str, str]],
+) -> None:
+    """Cancel the pending writes and remove every temporary file."""
+    for future, _ in pending:
+        future.cancel()
+    for future, final in pending:
+        # A write already running finishes; its file goes too.
+        with contextlib.suppress(BaseException):
+            written.append((future.result(), final))
+    for temporary, _ in written:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _replace_all(written: list[tuple[str, str]]) -> None:
+    """Rename each temporary file to its final name, all or none.
+
+    An earlier file under a final name is first renamed aside, so that it
+    can be put back when a later rename fails or the process is interrupted.
+    The earlier files are removed only once every new file is in place.
+
+    Raises:
+        IsADirectoryError: A final name is taken by a folder; nothing was
+            renamed.
+        OSError: A rename failed; the earlier files are back in place.
+    """
+    try:
+        for _, final in written:
+            if os.path.isdir(final) and not os.path.islink(final):
+                raise IsADirectoryError(
+                    errno.EISDIR, "A folder has the name of a file to write", final
+                )
+        placed: list[tuple[str, str | None]] = []
+        try:
+            for temporary, final in written:
+                backup = None
+                if os.path.lexists(final):
+                    backup = _aside_name(final)
+                    os.replace(final, backup)
+                try:
+                    os.replace(temporary, final)
+                except BaseException:
+                    if backup is not None:
+                        os.replace(backup, final)
+                    raise
+                placed.append((final, backup))
+        except BaseException:
+            for final, backup in reversed(placed):
+                with contextlib.suppress(OSError):
+                    if backup is None:
+                        os.unlink(final)
+                    else:
+                        os.replace(backup, final)
+            raise
+    except BaseException:
+        for temporary, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        raise
+    for _, backup in placed:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+
+
+def _aside_name(final: str) -> str:
+    """Return a free hidden name beside ``final`` for its earlier file."""
+    folder, name = os.path.split(final)
+    for _ in range(_TEMPORARY_ATTEMPTS):
+        candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.old")
+        if not os.path.lexists(candidate):
+            return candidate
+    raise FileExistsError(f"No free name beside {final} for its earlier file")
 
 
 def _create_temporary(folder: str, name: str) -> tuple[int, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import errno
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,100 @@ def test_write_files_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         write_files(files, tmp_path)
 
     assert list(tmp_path.iterdir()) == []
+
+
+class Interrupted(BaseException):
+    """Raised by the test's signal handler, as Ctrl-C raises KeyboardInterrupt."""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX timers")
+def test_interrupt_while_writing_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = writer._write_temporary
+
+    def slow_write(data: Any, folder: str, name: str) -> str:
+        time.sleep(0.3)
+        return real_write(data, folder, name)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    monkeypatch.setattr(writer, "_write_temporary", slow_write)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        # The signal comes while the caller waits for the first write.
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted):
+            write_files([("a.dcm", [b"data"])], tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def old_files(folder: Path, names: list[str]) -> dict[str, bytes]:
+    contents = {name: f"old {name}".encode() for name in names}
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+    return contents
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {
+        entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()
+    }
+
+
+def test_write_files_replaces_earlier_files(tmp_path: Path) -> None:
+    old_files(tmp_path, ["a.dcm", "b.dcm"])
+
+    write_files([("a.dcm", [b"new a"]), ("b.dcm", [b"new b"])], tmp_path)
+
+    assert folder_contents(tmp_path) == {"a.dcm": b"new a", "b.dcm": b"new b"}
+
+
+def test_folder_in_the_way_changes_nothing(tmp_path: Path) -> None:
+    earlier = old_files(tmp_path, ["a.dcm", "b.dcm"])
+    (tmp_path / "c.dcm").mkdir()
+    files = [(name, [b"new"]) for name in ("a.dcm", "b.dcm", "c.dcm")]
+
+    with pytest.raises(IsADirectoryError) as caught:
+        write_files(files, tmp_path)
+
+    assert caught.value.filename == str(tmp_path / "c.dcm")
+    assert folder_contents(tmp_path) == earlier
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [
+        "a.dcm",
+        "b.dcm",
+        "c.dcm",
+    ]
+
+
+@pytest.mark.parametrize("fault", [OSError, Interrupted], ids=["error", "interrupt"])
+def test_failed_rename_puts_earlier_files_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: type[BaseException]
+) -> None:
+    # A fake for a fault Linux does not produce here: on Windows a viewer
+    # or a virus scanner holding a file open makes its rename fail.
+    earlier = old_files(tmp_path, ["a.dcm", "b.dcm", "c.dcm"])
+    real_replace = os.replace
+
+    def replace_until_c(source: Any, target: Any) -> None:
+        if str(target).endswith("c.dcm") and ".part" in str(source):
+            raise fault(errno.EACCES, "The file is open in another program")
+        real_replace(source, target)
+
+    monkeypatch.setattr(writer.os, "replace", replace_until_c)
+    files = [(name, [b"new"]) for name in ("a.dcm", "b.dcm", "c.dcm")]
+
+    with pytest.raises(fault):
+        write_files(files, tmp_path)
+
+    monkeypatch.undo()
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(earlier)
+    assert folder_contents(tmp_path) == earlier
 
 
 @pytest.mark.parametrize("has_writev", [True, False], ids=["writev", "write"])
