@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import struct
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +41,11 @@ from eyer_desktop.core.exams import (
     image_sop_instance_uid,
     new_id,
 )
+from eyer_desktop.core.exif import exif_from_tiff, exif_ifd, read_exif
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.manifest import (
+    CAPTURE_CLOCK_TOLERANCE,
+    EARLIEST_CAPTURE_DATE,
     ExamValidationError,
     patient_from_json,
     patient_to_json,
@@ -275,11 +276,15 @@ def _check_image(item: ImageInput) -> _CheckedImage:
         if structure.precision != 8:
             # Pillow decodes 8-bit JPEG only; the transcoding above has
             # already decoded every coefficient of this one.
-            return _CheckedImage(item, extension, _exif_time_of_tiff(structure.exif))
+            exif = Image.Exif()
+            if structure.exif is not None:
+                exif = exif_from_tiff(structure.exif, item.path)
+            exif_time = _plausible(_exif_capture_time(exif), item.path)
+            return _CheckedImage(item, extension, exif_time)
     try:
         with Image.open(io.BytesIO(data), formats=[format_name]) as image:
             image.load()
-            exif_time = _exif_capture_time(image.getexif())
+            exif_time = _exif_capture_time(read_exif(image, item.path))
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ValidationError(
             "image file",
@@ -287,28 +292,34 @@ def _check_image(item: ImageInput) -> _CheckedImage:
             f"is a damaged or truncated {format_name} image ({err})",
             "Copy the file from the camera again",
         ) from err
-    return _CheckedImage(item, extension, exif_time)
+    return _CheckedImage(item, extension, _plausible(exif_time, item.path))
 
 
-def _exif_time_of_tiff(tiff: bytes | None) -> dt.datetime | None:
-    """Return the DateTimeOriginal of an EXIF TIFF structure, or None."""
-    if tiff is None:
+def _plausible(exif_time: dt.datetime | None, path: Path) -> dt.datetime | None:
+    """Return an EXIF capture time, or None when it cannot be a real capture.
+
+    A camera whose clock was never set, or lost its battery, writes times
+    such as 1970 or 1980. Such a time is ignored like a missing one, so that
+    one image does not stop the import.
+    """
+    if exif_time is None:
         return None
-    exif = Image.Exif()
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns of each cut entry and reads on.
-            warnings.simplefilter("ignore")
-            exif.load(tiff)
-            return _exif_capture_time(exif)
-    except (SyntaxError, ValueError, struct.error):
-        logger.warning("Ignoring EXIF data that is not a valid TIFF structure")
+    latest = dt.datetime.now(dt.UTC) + CAPTURE_CLOCK_TOLERANCE
+    if exif_time.date() < EARLIEST_CAPTURE_DATE or exif_time > latest:
+        logger.warning(
+            "Ignoring the EXIF capture time %s of %s: it is before %s or in the "
+            "future, so the camera's clock was probably not set",
+            exif_time.isoformat(),
+            path,
+            EARLIEST_CAPTURE_DATE.isoformat(),
+        )
         return None
+    return exif_time
 
 
 def _exif_capture_time(exif_root: Image.Exif) -> dt.datetime | None:
     """Return the EXIF DateTimeOriginal as an aware time, or None without one."""
-    exif = exif_root.get_ifd(ExifTags.IFD.Exif)
+    exif = exif_ifd(exif_root, ExifTags.IFD.Exif)
     original = exif.get(ExifTags.Base.DateTimeOriginal)
     if not isinstance(original, str):
         return None

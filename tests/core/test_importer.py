@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 
+from eyer_desktop.core.dicom.convert import convert_exam
 from eyer_desktop.core.errors import ValidationError
 from eyer_desktop.core.exams import (
     ClinicDocument,
@@ -30,6 +31,7 @@ from eyer_desktop.core.importer import (
 )
 from eyer_desktop.core.library import ExamLibrary
 from eyer_desktop.core.manifest import ExamValidationError, load_exam
+from tests.helpers.exif_files import NOT_TIFF, jpeg_with_exif
 
 TODAY = dt.date(2025, 6, 1)
 BRASILIA = dt.timezone(dt.timedelta(hours=-3))
@@ -322,6 +324,60 @@ def test_twelve_bit_damaged_exif_ignored(tmp_path: Path, library: ExamLibrary) -
     exam = import_images(library, [path], patient())
 
     assert before <= exam.captured_at <= dt.datetime.now(dt.UTC)
+
+
+def test_damaged_exif_ignored_at_import(
+    tmp_path: Path, library: ExamLibrary, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "damaged_exif.jpg"
+    path.write_bytes(jpeg_with_exif(NOT_TIFF))
+
+    exam = import_images(library, [path], patient())
+
+    assert exam.image_path(exam.images[0]).read_bytes() == path.read_bytes()
+    assert f"Ignoring the EXIF data of {path}" in caplog.text
+
+
+def test_png_with_damaged_exif_converts(
+    tmp_path: Path, library: ExamLibrary, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "damaged_exif.png"
+    Image.new("RGB", (64, 48), (200, 80, 40)).save(
+        path, "PNG", exif=b"Exif\x00\x00" + NOT_TIFF
+    )
+
+    exam = import_images(library, [path], patient())
+    files = convert_exam(exam, None, tmp_path / "out")
+
+    assert len(files) == 1
+    assert "Ignoring the EXIF data" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "unset_clock", ["1970:01:01 00:00:05", "1980:01:01 00:00:00", "2099:12:31 23:59:59"]
+)
+def test_implausible_exif_time_ignored(
+    tmp_path: Path,
+    library: ExamLibrary,
+    caplog: pytest.LogCaptureFixture,
+    unset_clock: str,
+) -> None:
+    exif = Image.Exif()
+    exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
+    exif_ifd[ExifTags.Base.DateTimeOriginal] = "2024:11:05 14:03:27"
+    exif_ifd[ExifTags.Base.OffsetTimeOriginal] = "-03:00"
+    wrong = Image.Exif()
+    wrong_ifd = wrong.get_ifd(ExifTags.IFD.Exif)
+    wrong_ifd[ExifTags.Base.DateTimeOriginal] = unset_clock
+    wrong_ifd[ExifTags.Base.OffsetTimeOriginal] = "-03:00"
+    good = write_image(tmp_path / "a.jpg", exif=exif)
+    reset = write_image(tmp_path / "b.jpg", exif=wrong)
+
+    exam = import_images(library, [reset, good], patient())
+
+    assert exam.captured_at == dt.datetime(2024, 11, 5, 14, 3, 27, tzinfo=BRASILIA)
+    assert f"Ignoring the EXIF capture time {unset_clock[:4]}" in caplog.text
+    assert str(reset) in caplog.text
 
 
 def test_capture_time_without_offset_uses_local(

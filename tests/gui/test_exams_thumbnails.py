@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
 from eyer_desktop.core.caches import DiskThumbnailCache
+from eyer_desktop.gui.exams.preview import decode_preview
 from eyer_desktop.gui.exams.thumbnails import (
     ThumbnailCache,
     ThumbnailError,
@@ -20,6 +21,7 @@ from eyer_desktop.gui.exams.thumbnails import (
 )
 from eyer_desktop.gui.workers import Pools
 from tests.helpers.deleting_thumbnail_cache import SourceDeletingDiskCache
+from tests.helpers.exif_files import NOT_TIFF, jpeg_with_exif
 from tests.helpers.gui_exams import WAIT_MS, write_jpeg
 
 SIZE = 32
@@ -56,6 +58,17 @@ def test_decode_follows_exif_orientation(tmp_path: Path) -> None:
     image = decode_thumbnail(path, SIZE)
 
     assert (image.width(), image.height()) == (SIZE // 2, SIZE)
+
+
+def test_decode_ignores_damaged_exif(tmp_path: Path) -> None:
+    path = tmp_path / "damaged_exif.jpg"
+    path.write_bytes(jpeg_with_exif(NOT_TIFF))
+
+    thumbnail = decode_thumbnail(path, SIZE)
+    preview = decode_preview(path)
+
+    assert (thumbnail.width(), thumbnail.height()) == (SIZE, SIZE // 2)
+    assert (preview.width(), preview.height()) == (40, 20)
 
 
 def test_decode_rejects_damaged_file(tmp_path: Path) -> None:

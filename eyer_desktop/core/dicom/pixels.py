@@ -35,6 +35,7 @@ from eyer_desktop.core.dicom.jpeg12 import (
     transcode_problem,
     transcode_to_baseline,
 )
+from eyer_desktop.core.exif import exif_orientation, orientation_transpose, read_exif
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +50,6 @@ REENCODE_QUALITY = 95
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Pillow transpose that turns an image with this EXIF orientation upright.
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 # DICOM Color Space (0028,2002) defined terms, keyed by a word of the ICC
 # profile description.
@@ -317,13 +308,13 @@ def _reencode(
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
             if orientation is None:
-                orientation = _orientation(opened)
+                orientation = exif_orientation(read_exif(opened))
             icc_profile = opened.info.get("icc_profile") or None
             image, icc_profile = _to_rgb_or_grey(opened, icc_profile)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageInputError(f"cannot be decoded ({source}): {err}") from err
 
-    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    transpose = orientation_transpose(orientation)
     if transpose is not None:
         image = image.transpose(transpose)
 
@@ -348,11 +339,6 @@ def _reencode(
         reencoded_from=source,
         reencode_quality=REENCODE_QUALITY,
     )
-
-
-def _orientation(image: Image.Image) -> int:
-    value = image.getexif().get(0x0112, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _to_rgb_or_grey(

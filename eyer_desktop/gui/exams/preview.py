@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from PySide6.QtCore import QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from eyer_desktop.core.exams import Laterality
+from eyer_desktop.core.exif import upright as exif_upright
 from eyer_desktop.gui.exams.labels import EYE_COLORS, eye_label
 from eyer_desktop.gui.exams.thumbnails import to_qimage
 
@@ -53,7 +54,7 @@ def decode_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
     try:
         with Image.open(path) as opened:
             opened.draft("RGB", (max_side, max_side))
-            upright = ImageOps.exif_transpose(opened)
+            upright = exif_upright(opened)
             upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             rgb = upright.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:

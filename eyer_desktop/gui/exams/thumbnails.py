@@ -24,11 +24,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from eyer_desktop.core.caches import DiskThumbnailCache
+from eyer_desktop.core.exif import upright as exif_upright
 from eyer_desktop.gui.exams.endings import on_ending
 from eyer_desktop.gui.workers import Worker, WorkerCancelledError, WorkerPool
 
@@ -155,7 +156,7 @@ def _open_rgb(path: Path, size: int) -> Image.Image:
     try:
         with Image.open(path) as opened:
             opened.draft("RGB", (size, size))
-            upright = ImageOps.exif_transpose(opened)
+            upright = exif_upright(opened)
             upright.thumbnail((size, size), Image.Resampling.BILINEAR)
             return upright.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
