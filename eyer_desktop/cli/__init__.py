@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -62,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TerminatedError(BaseException):
+    """SIGTERM arrived. It unwinds the stack as Ctrl-C does, so that the code
+    that removes temporary files and releases the outbox runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _TerminatedError
+
+
+# Commands that run Qt's event loop keep the default SIGTERM action. In them
+# an exception raised by the handler would surface inside a Qt slot, where
+# PySide only prints it.
+_QT_COMMANDS = frozenset({"gui", "demo"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
@@ -69,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = Workspace.open(args.profile)
     configure_logging(context.paths.log_dir, console_level=_console_level(args))
     _warn_about_damaged_files(context)
+    handles_sigterm = (
+        args.command not in _QT_COMMANDS
+        and threading.current_thread() is threading.main_thread()
+    )
+    if handles_sigterm:
+        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         result: int = args.handler(context, args)
     except ValidationError as error:
@@ -80,7 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _TerminatedError:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     finally:
+        if handles_sigterm:
+            signal.signal(signal.SIGTERM, previous_handler)
         context.close()
     return result
 

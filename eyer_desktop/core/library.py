@@ -251,7 +251,8 @@ class ExamLibrary:
             temp = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=self.root))
         except OSError as err:
             raise ExamError(
-                f"Creating a folder in the exam library {self.root} failed: {err}. "
+                f"Creating a folder in the exam library {self.root} failed: "
+                f"{err.strerror or err}. "
                 "Check free disk space and the folder's permissions."
             ) from err
 
@@ -265,7 +266,8 @@ class ExamLibrary:
             shutil.rmtree(temp, ignore_errors=True)
             if isinstance(err, OSError):
                 raise ExamError(
-                    f"Writing exam {exam.exam_id} to {self.root} failed: {err}. "
+                    f"Writing exam {exam.exam_id} to {self.root} failed: "
+                    f"{err.strerror or err}. "
                     "Check free disk space and the folder's permissions."
                 ) from err
             raise
@@ -373,18 +375,37 @@ class ExamLibrary:
 
 
 def _write_image(source: Path | bytes, target: Path) -> None:
-    """Write one image file and flush it to disk."""
+    """Write one image file and flush it to disk.
+
+    Raises:
+        ExamError: The source file cannot be read.
+        OSError: The target cannot be written (full disk, permissions).
+    """
     with open(target, "xb") as output:
         if isinstance(source, bytes):
             output.write(source)
         else:
+            # Only errors of the source are read errors. Those of the target
+            # go to the caller, whose message points at the library's disk.
             try:
-                with open(source, "rb") as original:
-                    shutil.copyfileobj(original, output, _COPY_CHUNK)
+                original = open(source, "rb")  # noqa: SIM115 (closed below)
             except OSError as err:
-                raise ExamError(
-                    f"Reading the image {source} failed: {err}. "
-                    "Check that the file exists and can be read."
-                ) from err
+                raise _read_error(source, err) from err
+            with original:
+                while True:
+                    try:
+                        chunk = original.read(_COPY_CHUNK)
+                    except OSError as err:
+                        raise _read_error(source, err) from err
+                    if not chunk:
+                        break
+                    output.write(chunk)
         output.flush()
         os.fsync(output.fileno())
+
+
+def _read_error(source: Path, err: OSError) -> ExamError:
+    return ExamError(
+        f"Reading the image {source} failed: {err.strerror or err}. "
+        "Check that the file exists and can be read."
+    )

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import ExifTags, Image
 
+from eyer_desktop.core import library as library_module
 from eyer_desktop.core.dicom.convert import convert_exam
-from eyer_desktop.core.errors import ValidationError
+from eyer_desktop.core.errors import ExamError, ValidationError
 from eyer_desktop.core.exams import (
     ClinicDocument,
     DeviceInfo,
@@ -205,6 +209,34 @@ def test_damaged_jpeg_fix_is_copying_again(
 
     [problem] = caught.value.problems
     assert problem.fix == "Copy the file from the camera again"
+
+
+def test_full_disk_blames_the_library(
+    tmp_path: Path, library: ExamLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake for a full disk, which a test cannot fill safely: every write
+    # into the library fails with ENOSPC.
+    class FullDiskFile(io.FileIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_on_full_disk(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if mode == "xb":
+            return FullDiskFile(path, "xb")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(library_module, "open", open_on_full_disk, raising=False)
+    image = write_image(tmp_path / "r.jpg")
+
+    with pytest.raises(ExamError) as caught:
+        import_images(library, [image], patient())
+
+    message = str(caught.value)
+    assert message.startswith("Writing exam ")
+    assert "No space left on device" in message
+    assert "Check free disk space" in message
+    assert str(image) not in message
+    assert library_entries(library) == []
 
 
 def test_invalid_patient_rejected_before_copying(

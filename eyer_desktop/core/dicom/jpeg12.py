@@ -322,7 +322,7 @@ def _read_scan_header(
         # 64 coefficients whatever these fields contain. libjpeg warns and
         # does the same. PVRG-JPEG 1.2.1 writes an end of spectral selection
         # of 0.
-        logger.warning(
+        logger.info(
             "Ignoring spectral selection %d..%d and successive approximation "
             "0x%02X in a sequential scan",
             start,
