@@ -145,6 +145,13 @@ def detect_image_format(path: Path) -> str:
     for signature, (name, _extension) in _SIGNATURES.items():
         if head.startswith(signature):
             return name
+    if not head:
+        raise ValidationError(
+            "image file",
+            str(path),
+            "is empty",
+            "Copy the file from the camera again",
+        )
     raise ValidationError(
         "image file",
         str(path),

@@ -582,5 +582,8 @@ def test_detect_image_format(tmp_path: Path) -> None:
     assert detect_image_format(write_image(tmp_path / "b", "PNG")) == "PNG"
     assert detect_image_format(write_image(tmp_path / "c.png", "JPEG")) == "JPEG"
     (tmp_path / "empty.jpg").write_bytes(b"")
-    with pytest.raises(ValidationError, match="is not a JPEG or PNG image"):
+    with pytest.raises(ValidationError, match="is empty"):
         detect_image_format(tmp_path / "empty.jpg")
+    (tmp_path / "notes.jpg").write_bytes(b"shopping list")
+    with pytest.raises(ValidationError, match="is not a JPEG or PNG image"):
+        detect_image_format(tmp_path / "notes.jpg")

@@ -409,10 +409,18 @@ class _Parser:
         precision, rows, columns, count = struct.unpack_from(">BHHB", payload)
         if len(payload) < 6 + 3 * count or count == 0:
             raise JpegFormatError("its frame header is too short")
-        if rows == 0 or columns == 0:
+        if columns == 0:
+            raise JpegFormatError("its frame header declares a width of 0")
+        if rows == 0:
             raise JpegFormatError(
-                f"its frame header declares a {columns}x{rows} image "
-                f"(a height set later by a DNL marker is not supported)"
+                "its frame header declares a height of 0, to be set later by a "
+                "DNL marker, which is not supported"
+            )
+        if precision < 2:
+            # The fewest bits per sample of any JPEG process is 2 (lossless).
+            raise JpegFormatError(
+                f"its frame header declares {precision} bits per sample, which "
+                "no JPEG process has"
             )
         components = []
         for index in range(count):

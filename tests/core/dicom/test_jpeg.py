@@ -403,6 +403,25 @@ def test_zero_height_frame_is_rejected() -> None:
         parse_jpeg(bytes(source))
 
 
+def test_zero_width_frame_is_rejected() -> None:
+    source = bytearray(corpus("hopper_gray.jpg"))
+    sof = source.index(b"\xff\xc0")
+    source[sof + 7 : sof + 9] = b"\x00\x00"
+
+    with pytest.raises(JpegFormatError, match=r"declares a width of 0$"):
+        parse_jpeg(bytes(source))
+
+
+@pytest.mark.parametrize("precision", [0, 1])
+def test_impossible_precision_is_rejected(precision: int) -> None:
+    source = bytearray(corpus("hopper_gray.jpg"))
+    sof = source.index(b"\xff\xc0")
+    source[sof + 4] = precision
+
+    with pytest.raises(JpegFormatError, match=f"declares {precision} bits per sample"):
+        parse_jpeg(bytes(source))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_format_errors(tail: bytes) -> None:
