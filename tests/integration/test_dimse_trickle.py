@@ -94,6 +94,8 @@ def check_slow_error(error: BaseException | None, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in str(error)
     assert f"the network timeout of {NETWORK_S:g} s plus 1 s per 16 kB" in str(error)
+    # The endless PDU announces 1 MiB, more than the limit counts.
+    assert f"of the first {MAX_PDU_SIZE:,} bytes" in str(error)
 
 
 def test_association_answer_trickle_ends(trickling_port: int) -> None:

@@ -292,10 +292,16 @@ class _TunedAssociationSocket(AssociationSocket):
         return self._endpoint.network_timeout + transfer_seconds(counted)
 
     def _note_slow_transfer(self, nr_bytes: int, deadline: Deadline) -> None:
+        counted = ""
+        if nr_bytes > MAX_PDU_SIZE:
+            counted = (
+                f" of the first {MAX_PDU_SIZE:,} bytes, this application's PDU size"
+            )
         self.slow_transfer = (
             f"{nr_bytes:,} bytes of a PDU did not arrive within "
             f"{deadline.seconds:.0f} s, the network timeout of "
-            f"{self._endpoint.network_timeout:g} s plus {MIN_TRANSFER_RATE_TEXT}"
+            f"{self._endpoint.network_timeout:g} s plus "
+            f"{MIN_TRANSFER_RATE_TEXT}{counted}"
         )
         logger.info("Gave up reading from %s: %s", self._endpoint, self.slow_transfer)
 
