@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -162,6 +162,12 @@ class _ServerRun:
     the delivery as updated (None when the outbox ignored the outcome)."""
     stored_at: float = 0.0
     """time.monotonic() of the last storing of confirmed outcomes."""
+    batch: int = 0
+    """Number of the batch being sent; a timer of an earlier one does nothing."""
+    timer: threading.Timer | None = None
+    """Stores confirmed outcomes that would otherwise wait for the next one."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards the confirmed outcomes, which the timer's thread also stores."""
 
     def record(self, updated: Sequence[Delivery], batch_size: int) -> None:
         self.done += batch_size
@@ -233,6 +239,24 @@ class DeliveryEngine:
         self.progress = progress
         self._runs: dict[str, _ServerRun] = {}
         self._runs_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Stop sending: each server's run ends after the image being sent.
+
+        The deliveries of a batch that were not sent yet go back to the
+        queue, due now, without an attempt counted. Runs started later end
+        at once; :meth:`resume` allows them again.
+        """
+        self._stop.set()
+
+    def resume(self) -> None:
+        """Allow runs again after :meth:`request_stop`."""
+        self._stop.clear()
+
+    def is_running(self) -> bool:
+        """Return False once a stop was requested; senders check it per image."""
+        return not self._stop.is_set()
 
     def run_once(self) -> RunSummary:
         """Send every delivery that is due now and return the counts of outcomes.
@@ -255,10 +279,20 @@ class DeliveryEngine:
             return summary
 
         workers = min(len(keys), self.max_workers)
-        with ThreadPoolExecutor(workers, thread_name_prefix="delivery") as pool:
-            futures = [pool.submit(self._drain_server, key, servers) for key in keys]
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="delivery")
+        futures = [pool.submit(self._drain_server, key, servers) for key in keys]
+        try:
             for future in futures:
                 summary.add(future.result())
+        except BaseException:
+            # Ctrl-C or SIGTERM: the sending threads finish the image on the
+            # wire and record it, and the caller closes the outbox only after.
+            self.request_stop()
+            logger.warning("Stopping: finishing the images being sent")
+            _wait_through_interrupts(futures)
+            raise
+        finally:
+            pool.shutdown(wait=True)
         return summary
 
     def run_server(
@@ -324,11 +358,27 @@ class DeliveryEngine:
             run = self._runs.get(server_key)
         if run is None:
             return
-        run.confirmed[delivery_id] = outcome
-        if time.monotonic() - run.stored_at >= self.record_interval:
+        with run.lock:
+            run.confirmed[delivery_id] = outcome
+            wait = run.stored_at + self.record_interval - time.monotonic()
+            if wait <= 0:
+                self._store_confirmed(run)
+            elif run.timer is None:
+                run.timer = threading.Timer(
+                    wait, self._store_on_timer, args=(run, run.batch)
+                )
+                run.timer.daemon = True
+                run.timer.start()
+
+    def _store_on_timer(self, run: _ServerRun, batch: int) -> None:
+        with run.lock:
+            if run.batch != batch:
+                return
+            run.timer = None
             self._store_confirmed(run)
 
     def _store_confirmed(self, run: _ServerRun) -> None:
+        """Store the confirmed outcomes that wait; the caller holds run.lock."""
         pending, run.confirmed = run.confirmed, {}
         run.stored_at = time.monotonic()
         if not pending:
@@ -379,7 +429,7 @@ class DeliveryEngine:
     ) -> RunSummary:
         run = self._start_run(server_key)
         try:
-            while should_continue is None or should_continue():
+            while self.is_running() and (should_continue is None or should_continue()):
                 batch = self.outbox.claim_due(server_key, self.batch_size)
                 if not batch:
                     break
@@ -440,12 +490,31 @@ class DeliveryEngine:
             server_key,
             ", ".join(exam_ids),
         )
-        run.confirmed, run.stored_early = {}, {}
-        run.stored_at = time.monotonic()
+        with run.lock:
+            run.batch += 1
+            run.confirmed, run.stored_early = {}, {}
+            run.stored_at = time.monotonic()
         try:
             outcomes, batch_error = self._send(server_key, batch)
         finally:
-            stored_early, run.stored_early, run.confirmed = run.stored_early, {}, {}
+            with run.lock:
+                run.batch += 1
+                if run.timer is not None:
+                    run.timer.cancel()
+                    run.timer = None
+                stored_early, run.stored_early, run.confirmed = (
+                    run.stored_early,
+                    {},
+                    {},
+                )
+        unsent = [d.delivery_id for d in batch if d.delivery_id not in outcomes]
+        if unsent:
+            released = self.outbox.release(unsent)
+            logger.info(
+                "Sending to %s stopped; %d deliveries queued again",
+                server_key,
+                released,
+            )
         # Deliveries stored early are no longer being sent, so the outbox
         # would ignore, and log, their outcome a second time.
         rest = {
@@ -495,6 +564,8 @@ class DeliveryEngine:
         outcomes = {}
         for delivery in batch:
             found = reported.get(delivery.delivery_id)
+            if found is None and not self.is_running():
+                continue  # Not sent because of the stop: released by the caller.
             if found is None:
                 logger.error(
                     "Sender reported no outcome for delivery %d to %s",
@@ -556,6 +627,20 @@ class DeliveryEngine:
                 max(delay, 0.0),
                 delivery.last_error,
             )
+
+
+def _wait_through_interrupts(futures: Sequence[Future[RunSummary]]) -> None:
+    """Wait until every future is done, whatever Ctrl-C or SIGTERM arrives.
+
+    The wait is bounded: a sending thread that was asked to stop ends after
+    the image on the wire, and network time limits bound that image.
+    """
+    while True:
+        try:
+            wait(futures)
+            return
+        except BaseException:
+            logger.warning("Still finishing the images being sent")
 
 
 def _status_text(code: int | None) -> str:

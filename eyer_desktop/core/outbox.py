@@ -556,6 +556,41 @@ class Outbox:
                 "Check that the outbox folder is writable."
             ) from err
 
+    def release(self, delivery_ids: Iterable[int]) -> int:
+        """Put claimed deliveries that were not sent back in the queue, due now.
+
+        For a batch that stopped on request before these deliveries: they
+        were never offered to the server. Deliveries no longer ``sending``
+        are left as they are.
+
+        Returns:
+            The number of deliveries queued again.
+        """
+        now = self.clock()
+        released = 0
+        with self._transaction() as db:
+            for delivery_id in delivery_ids:
+                delivery = self._fetch(db, delivery_id)
+                if delivery is None or delivery.state is not DeliveryState.SENDING:
+                    continue
+                state = self._waiting_state(db, delivery.server_key)
+                self._set_due(db, delivery_id, state, now)
+                # Claiming counted an attempt that never reached the server.
+                db.execute(
+                    "UPDATE deliveries SET attempts = MAX(attempts - 1, 0) "
+                    "WHERE id = ?",
+                    (delivery_id,),
+                )
+                self._log_event(
+                    db,
+                    delivery,
+                    EventKind.RECOVERED,
+                    now,
+                    detail="sending stopped before this image, so it was queued again",
+                )
+                released += 1
+        return released
+
     def _recover_if_no_sender(self) -> int:
         """Queue again the deliveries left ``sending``, unless a sender is alive."""
         if not self._take_sender_lock():

@@ -168,6 +168,9 @@ class WorkspaceSender:
         confirmed: Called on the sending thread with each delivery a DICOM
             server stored, before the rest of the batch is sent;
             :meth:`DeliveryEngine.record_confirmed` is one.
+        should_continue: Called before each image is sent to a DICOM server;
+            when it returns False the batch ends there, and the deliveries
+            not sent get no outcome.
     """
 
     def __init__(
@@ -176,11 +179,13 @@ class WorkspaceSender:
         secrets: SecretStore | None = None,
         progress: BatchProgress | None = None,
         confirmed: ConfirmedCallback | None = None,
+        should_continue: Callable[[], bool] | None = None,
     ):
         self.workspace = workspace
         self.secrets = secrets or SecretStore()
         self.progress = progress
         self.confirmed = confirmed
+        self.should_continue = should_continue
 
     def send(self, server_key: str, batch: Sequence[Delivery]) -> Mapping[int, Outcome]:
         server = self.workspace.servers.get(server_key)
@@ -268,10 +273,12 @@ class WorkspaceSender:
             list(datasets.values()),
             fallback=fallback,
             on_outcome=count_outcome,
+            should_continue=self.should_continue,
         )
+        # A stopped batch has outcomes for the first deliveries only.
         return {
             delivery_id: _store_outcome(outcome)
-            for delivery_id, outcome in zip(delivery_ids, report.outcomes, strict=True)
+            for delivery_id, outcome in zip(delivery_ids, report.outcomes, strict=False)
         }
 
     def _send_dicomweb(
@@ -343,6 +350,7 @@ def create_engine(
     if progress is not None:
         sender.progress = engine.report_batch_progress
     sender.confirmed = engine.record_confirmed
+    sender.should_continue = engine.is_running
     return engine
 
 

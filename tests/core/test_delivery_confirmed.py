@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
@@ -32,10 +34,12 @@ class ConfirmingSender:
     """A sender that confirms each delivery through the engine as it goes.
 
     Each confirmation is ``confirmation``, ``sent`` unless given. After each
-    one it calls ``after_each`` with the outbox and the
-    delivery, so a test can look at the outbox in the middle of the batch or
-    change it. With ``fail_after``, the whole batch then fails with that error
-    once that many deliveries are confirmed.
+    one it calls ``after_each`` with the outbox and the delivery, so a test
+    can look at the outbox in the middle of the batch or change it. With
+    ``fail_after``, the whole batch then fails with that error once that many
+    deliveries are confirmed. Like the real sender, it stops before a
+    delivery once the engine is asked to stop, and returns outcomes for the
+    deliveries sent.
     """
 
     def __init__(
@@ -54,7 +58,11 @@ class ConfirmingSender:
     def send(self, server_key: str, batch: Sequence[Delivery]) -> Mapping[int, Outcome]:
         assert self.engine is not None
         assert self.outbox is not None
+        sent = []
         for count, delivery in enumerate(batch, start=1):
+            if not self.engine.is_running():
+                break
+            sent.append(delivery)
             self.engine.record_confirmed(
                 server_key, delivery.delivery_id, self.confirmation
             )
@@ -65,7 +73,7 @@ class ConfirmingSender:
             )
             if self.fail_after is not None and count == self.fail_after[0]:
                 raise self.fail_after[1]
-        return {delivery.delivery_id: Outcome.sent() for delivery in batch}
+        return {delivery.delivery_id: Outcome.sent() for delivery in sent}
 
 
 @pytest.fixture
@@ -234,3 +242,77 @@ def test_confirmation_outside_a_run_ignored(outbox: Outbox, clock: FakeClock) ->
 
     [after] = outbox.deliveries()
     assert after.state is DeliveryState.SENDING
+
+
+def test_lone_confirmation_stored_after_the_interval(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    def wait_past_interval(box: Outbox, delivery: Delivery) -> None:
+        time.sleep(0.5)
+
+    sender = ConfirmingSender(after_each=wait_past_interval)
+    engine = make_engine(outbox, sender, clock, record_interval=0.2)
+    enqueue_exam(outbox, [MIRROR], make_exam("a", 2))
+    first = min(d.delivery_id for d in outbox.deliveries())
+
+    summary = engine.run_once()
+
+    assert sender.mid_batch_states[0][first] is DeliveryState.SENT
+    assert summary == RunSummary(batches=1, sent=2)
+
+
+def test_stop_requeues_the_rest_of_the_batch(outbox: Outbox, clock: FakeClock) -> None:
+    sender = ConfirmingSender()
+    engine = make_engine(outbox, sender, clock)
+    sender.after_each = lambda box, delivery: (
+        engine.request_stop() if len(sender.mid_batch_states) == 1 else None
+    )
+    enqueue_exam(outbox, [MIRROR], make_exam("a", 4))
+
+    summary = engine.run_once()
+
+    states = sorted(d.state for d in outbox.deliveries())
+    assert states == [DeliveryState.QUEUED] * 2 + [DeliveryState.SENT] * 2
+    queued = [d for d in outbox.deliveries() if d.state is DeliveryState.QUEUED]
+    assert all(d.error_class is None for d in queued)
+    assert all(d.attempts == 0 for d in queued)
+    assert all(d.next_attempt_at is not None for d in queued)
+    assert summary == RunSummary(batches=1, sent=2)
+
+    engine.resume()
+    assert engine.run_once() == RunSummary(batches=1, sent=2)
+
+
+class Interrupted(BaseException):
+    """Raised by the test's signal handler, as Ctrl-C raises KeyboardInterrupt."""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX timers")
+def test_interrupt_waits_for_the_image_being_sent(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    def slow_image(box: Outbox, delivery: Delivery) -> None:
+        time.sleep(0.3)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    sender = ConfirmingSender(after_each=slow_image)
+    engine = make_engine(outbox, sender, clock)
+    enqueue_exam(outbox, [MIRROR], make_exam("a", 6))
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        # A first signal during the second image, a second one while the
+        # engine waits for that image to end.
+        signal.setitimer(signal.ITIMER_REAL, 0.45, 0.1)
+        with pytest.raises(Interrupted):
+            engine.run_once()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    states = [d.state for d in outbox.deliveries()]
+    sent = states.count(DeliveryState.SENT)
+    assert DeliveryState.SENDING not in states
+    assert 1 <= sent < 6
+    assert states.count(DeliveryState.QUEUED) == 6 - sent

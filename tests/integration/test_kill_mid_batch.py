@@ -2,7 +2,8 @@
 
 storescp with ``--sleep-after 1`` responds to each C-STORE at once and then
 waits a second before it reads the next one, so the images of one batch are
-confirmed a second apart. The sending process is killed with SIGKILL after
+confirmed a second apart. ``--unique-filenames`` keeps an image sent twice
+as two files. The sending process is killed with SIGKILL after
 the archive has stored some of them. The images the archive confirmed a
 second or more before the kill must be recorded as sent, so that the next
 run re-sends only the last ones.
@@ -32,6 +33,7 @@ from tests.helpers.dcmtk import DcmtkServer, run_storescp
 pytestmark = pytest.mark.integration
 
 IMAGES = 8
+SIGNAL_IMAGES = 4
 STORED_BEFORE_KILL = 4
 WAIT_S = 60.0
 
@@ -39,7 +41,9 @@ WAIT_S = 60.0
 @pytest.fixture
 def paced_storescp(tmp_path: Path) -> Iterator[DcmtkServer]:
     with run_storescp(
-        tmp_path / "received", accept_jpeg=True, extra_arguments=["--sleep-after", "1"]
+        tmp_path / "received",
+        accept_jpeg=True,
+        extra_arguments=["--sleep-after", "1", "--unique-filenames"],
     ) as server:
         yield server
 
@@ -105,3 +109,54 @@ def test_kill_mid_batch_keeps_confirmed_images(
     assert summary.sent == queued - len(sent)
     assert set(received) == {d.sop_instance_uid for d in deliveries}
     assert len(received) - queued == len(stored) - len(sent)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_batch_stops_after_the_image_on_the_wire(
+    paced_storescp: DcmtkServer, workspace: Workspace, stop_signal: signal.Signals
+) -> None:
+    settings = DicomStorageSettings(
+        called_ae="STORESCP", host="127.0.0.1", port=paced_storescp.port
+    )
+    key = workspace.servers.add("Arquivo", "mirror", settings).key
+    workspace.save_servers()
+    queued = 0
+    for exam in write_sample_exams(workspace.library, size=64):
+        if queued >= SIGNAL_IMAGES:
+            break
+        queued += enqueue_exam(workspace.outbox, list(workspace.servers), exam)
+
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "eyer_desktop", "outbox", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(paced_storescp.received_files()) < 2:
+            assert sender.poll() is None, sender.communicate()
+            assert time.monotonic() < deadline, "storescp received too little"
+            time.sleep(0.05)
+        os.kill(sender.pid, stop_signal)
+        signalled = time.monotonic()
+        _, err = sender.communicate(timeout=WAIT_S)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    # The image on the wire takes up to storescp's one-second pause.
+    assert time.monotonic() - signalled < 5
+    assert sender.returncode == 128 + stop_signal, err
+
+    deliveries = workspace.outbox.deliveries(server_key=key)
+    states = [d.state for d in deliveries]
+    sent = {d.sop_instance_uid for d in deliveries if d.state is DeliveryState.SENT}
+    assert DeliveryState.SENDING not in states
+    assert sent == set(received_uids(paced_storescp))
+    assert 0 < len(sent) < queued
+
+    summary = create_engine(workspace).run_once()
+
+    received = received_uids(paced_storescp)
+    assert summary.sent == queued - len(sent)
+    assert sorted(received) == sorted(d.sop_instance_uid for d in deliveries)

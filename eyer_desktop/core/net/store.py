@@ -102,11 +102,18 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class StoreReport:
-    """Outcomes of one batch, in the order the instances were given."""
+    """Outcomes of one batch, in the order the instances were given.
+
+    Attributes:
+        outcomes: One per instance, up to where sending stopped.
+        stopped: Whether sending stopped on request before the last instance;
+            the instances after ``outcomes`` were not sent.
+    """
 
     endpoint: str
     outcomes: tuple[StoreOutcome, ...]
     elapsed: float
+    stopped: bool = False
 
     def count(self, status: StoreStatus) -> int:
         """Return how many instances ended with ``status``."""
@@ -149,6 +156,7 @@ def store(
     *,
     fallback: StoreFallback = StoreFallback.NONE,
     on_outcome: Callable[[StoreOutcome], None] | None = None,
+    should_continue: Callable[[], bool] | None = None,
 ) -> StoreReport:
     """Send every instance in ``sources`` over one association.
 
@@ -156,12 +164,15 @@ def store(
     files. With a ``fallback`` other than NONE, an OP image whose SOP class the
     server rejects is rewritten and sent as the fallback class.
     ``on_outcome`` is called after each instance, for progress display.
+    ``should_continue`` is called before each instance; when it returns
+    False, sending stops there and the association is released.
     Encapsulated PixelData of a given dataset is marked as undefined length,
     as the standard requires; nothing else in the given datasets changes.
 
     Returns:
-        One outcome per source, in order. An aborted or timed-out association
-        leaves the instances after it NOT_SENT with a transient error.
+        One outcome per source, in order, up to where sending stopped. An
+        aborted or timed-out association leaves the instances after it
+        NOT_SENT with a transient error.
 
     Raises:
         DeliveryError: The association could not be opened; nothing was sent.
@@ -176,17 +187,24 @@ def store(
         except _NotSendableError as err:
             outcomes.append(_failed_outcome(endpoint, source, str(err)))
 
+    stopped_at: int | None = None
     if items:
         contexts = _requested_contexts([item for _, item in items], fallback)
         with open_association(endpoint, contexts) as assoc:
             sender = _BatchSender(endpoint, assoc, fallback, on_outcome)
             for index, item in items:
+                if should_continue is not None and not should_continue():
+                    stopped_at = index
+                    logger.info("C-STORE batch to %s stopped on request", endpoint)
+                    break
                 outcomes[index] = sender.send(item)
 
+    kept = outcomes if stopped_at is None else outcomes[:stopped_at]
     report = StoreReport(
         endpoint=str(endpoint),
-        outcomes=tuple(outcome for outcome in outcomes if outcome is not None),
+        outcomes=tuple(outcome for outcome in kept if outcome is not None),
         elapsed=time.monotonic() - started,
+        stopped=stopped_at is not None,
     )
     logger.info("C-STORE batch: %s in %.2f s", report.summary(), report.elapsed)
     return report

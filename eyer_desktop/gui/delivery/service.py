@@ -180,6 +180,7 @@ class SendingService(QObject):
         self._started = True
         self._stopping = False
         self._stop.clear()
+        self.engine.resume()
         self.wake()
 
     def wake(self) -> None:
@@ -298,14 +299,16 @@ class SendingService(QObject):
     # Closing
 
     def prepare_to_close(self) -> None:
-        """Start no more work and let each lane stop after its current batch.
+        """Start no more work and let each lane stop after the image it sends.
 
-        Deliveries not claimed yet stay queued for the next start. A delivery
-        whose send is interrupted stays ``sending`` and goes back to the queue
-        when the outbox is opened again.
+        The rest of a batch to a DICOM server, and deliveries not claimed
+        yet, stay queued for the next start. A delivery whose send is
+        interrupted stays ``sending`` and goes back to the queue when the
+        outbox is opened again.
         """
         self._stopping = True
         self._stop.set()
+        self.engine.request_stop()
         self._timer.stop()
 
     def cancel_close(self) -> None:
