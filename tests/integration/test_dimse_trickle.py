@@ -197,3 +197,34 @@ def test_store_to_slow_reader_ends(storescp_jpeg: DcmtkServer, tmp_path: Path) -
     assert finished.elapsed <= limit + SLACK_S
     # At the proxy's rate the whole file would take longer than the limit.
     assert size / SLOW_READ_RATE > limit + SLACK_S
+
+
+STEADY_RATE = 20_000
+"""Bytes a second of a slow but working link: above the 16 kB/s floor."""
+
+
+def test_upload_longer_than_dimse_timeout_is_stored(
+    storescp_jpeg: DcmtkServer, tmp_path: Path
+) -> None:
+    # About 105 kB: five seconds at the steady rate, against a DIMSE timeout
+    # of 2 s, which counts from the end of the upload.
+    [path] = write_op_files(tmp_path / "op", 1, width=320, height=320, grain=8.0)
+    upload_s = path.stat().st_size / STEADY_RATE
+    with run_slow_reading_dicom_proxy(storescp_jpeg.port, rate=STEADY_RATE) as proxy:
+        endpoint = DicomEndpoint(
+            "127.0.0.1",
+            proxy.port,
+            "EYERDESKTOP",
+            "STORESCP",
+            dimse_timeout=2.0,
+            network_timeout=10.0,
+        )
+        finished = run_within(HANG_S, lambda: store(endpoint, [path]))
+
+    assert finished.error is None
+    report = finished.value
+    assert isinstance(report, StoreReport)
+    [outcome] = report.outcomes
+    assert outcome.status is StoreStatus.SENT, outcome.meaning
+    assert upload_s > endpoint.dimse_timeout * 2
+    assert finished.elapsed >= upload_s * 0.8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import socket
 import ssl
 import time
@@ -45,6 +46,8 @@ pynetdicom_config.LOG_HANDLER_LEVEL = "none"
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 MAX_AE_TITLE_LENGTH = 16
 MAX_PDU_SIZE = 65536
+# Seconds between two checks of the response deadline while waiting.
+_RESPONSE_POLL_S = 1.0
 # pynetdicom 3.0.4 reads a PDU in pieces of this size.
 _RECV_CHUNK_SIZE = 4096
 
@@ -169,6 +172,8 @@ class _TunedAssociationSocket(AssociationSocket):
         # The PDUs written since the last PDU read: (time.monotonic() of the
         # first write, bytes written), or None after a read.
         self._burst: tuple[float, int] | None = None
+        self._writing = False
+        self._last_write_end: float | None = None
 
     def connect(self, primitive: T_CONNECT) -> None:
         """Connect to the peer and report the outcome to the state machine.
@@ -260,6 +265,7 @@ class _TunedAssociationSocket(AssociationSocket):
         self._burst = (started_at, written)
         deadline = Deadline(self._send_time_limit(written), started_at)
         view = memoryview(bytestream)
+        self._writing = True
         try:
             while view:
                 sock.settimeout(deadline.call_timeout(self._endpoint.network_timeout))
@@ -270,9 +276,34 @@ class _TunedAssociationSocket(AssociationSocket):
             self.event_queue.put("Evt17")
             return
         finally:
+            self._writing = False
+            self._last_write_end = time.monotonic()
             with contextlib.suppress(OSError):
                 sock.settimeout(self._endpoint.network_timeout)
         evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+
+    def response_deadline(
+        self, requested_at: float, dimse_timeout: float
+    ) -> float | None:
+        """Return when the wait for the response to a request ends, on the
+        time.monotonic() clock; None while the request is still being written.
+
+        The DIMSE timeout counts from the end of the last write, not from
+        ``requested_at``: on a slow link an image takes longer to upload than
+        a server takes to respond. The bytes still in the send buffer after
+        that write get 1 s per 16 kB more.
+        """
+        if self._writing:
+            return None
+        start = requested_at
+        if self._last_write_end is not None:
+            start = max(start, self._last_write_end)
+        buffered = 0
+        if self._burst is not None and self.socket is not None:
+            with contextlib.suppress(OSError):
+                size = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                buffered = min(self._burst[1], size)
+        return start + transfer_seconds(buffered) + dimse_timeout
 
     def _send_time_limit(self, written: int) -> float:
         return self._endpoint.network_timeout + transfer_seconds(written)
@@ -454,7 +485,7 @@ def no_response_reason(endpoint: DicomEndpoint, assoc: Association) -> str:
         return f"the server sent its response too slowly: {slow}"
     return (
         "the association was aborted, or the server did not respond within "
-        f"{endpoint.dimse_timeout:g} s"
+        f"{endpoint.dimse_timeout:g} s after the request was sent"
     )
 
 
@@ -464,7 +495,8 @@ def _slow_transfer(assoc: Association) -> str:
 
 
 def _keep_responses_for_sender(assoc: Association) -> None:
-    """Stop the association's reactor thread from taking DIMSE responses.
+    """Give DIMSE responses to the waiting sender, and time the wait from the
+    end of the upload.
 
     pynetdicom 3.0.4 runs a reactor thread that polls the message queue with
     ``get_msg(block=False)`` to serve requests from the peer, and pauses it
@@ -474,15 +506,34 @@ def _keep_responses_for_sender(assoc: Association) -> None:
     timeout. The associations opened here never serve requests, so the
     reactor's polls get no message and every response goes to the waiting
     sender.
+
+    pynetdicom's wait starts when the request is queued for the reactor to
+    write. The wait here ends at the socket's response deadline instead.
     """
-    get_message = assoc.dimse.get_msg
+    dimse = assoc.dimse
+    get_message = dimse.get_msg
+    sock = assoc.dul.socket
 
     def get_message_when_blocking(block: bool = False) -> Any:
         if not block:
             return None, None
-        return get_message(block=True)
+        timeout = dimse.dimse_timeout
+        if timeout is None or not isinstance(sock, _TunedAssociationSocket):
+            return get_message(block=True)
+        requested_at = time.monotonic()
+        while True:
+            deadline = sock.response_deadline(requested_at, timeout)
+            left = _RESPONSE_POLL_S if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return None, None
+            try:
+                return dimse.msg_queue.get(
+                    block=True, timeout=min(left, _RESPONSE_POLL_S)
+                )
+            except queue.Empty:
+                continue
 
-    assoc.dimse.get_msg = get_message_when_blocking  # type: ignore[method-assign]
+    dimse.get_msg = get_message_when_blocking  # type: ignore[method-assign]
 
 
 def _create_ssl_context(endpoint: DicomEndpoint) -> ssl.SSLContext | None:
