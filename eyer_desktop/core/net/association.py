@@ -310,9 +310,10 @@ class _TunedAssociationSocket(AssociationSocket):
 
     def _note_slow_send(self, written: int, deadline: Deadline) -> None:
         self.slow_send = (
-            f"{written:,} bytes were not taken within {deadline.seconds:.0f} s, "
-            f"the network timeout of {self._endpoint.network_timeout:g} s plus "
-            f"{MIN_TRANSFER_RATE_TEXT}"
+            f"the first {written:,} bytes of it were not taken within "
+            f"{deadline.seconds:.0f} s, the network timeout of "
+            f"{self._endpoint.network_timeout:g} s plus {MIN_TRANSFER_RATE_TEXT}; "
+            "check the network link to the server, or raise its network timeout"
         )
         logger.info("Gave up writing to %s: %s", self._endpoint, self.slow_send)
 
