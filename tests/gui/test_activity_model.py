@@ -132,6 +132,38 @@ def test_deleted_exam_loses_patient_label(
         assert "Maria" not in model.index(row, Column.EXAM).data(Role.SEARCH_TEXT)
 
 
+def test_exam_deleted_elsewhere_loses_label(
+    profile: Workspace,
+    outbox: Outbox,
+    exams: list[Exam],
+    loader: ActivityLoader,
+    model: ActivityModel,
+    clock: FakeClock,
+) -> None:
+    deleted, other = exams[0], exams[1]
+    enqueue_exam(outbox, list(profile.servers), deleted)
+    enqueue_exam(outbox, list(profile.servers), other)
+    snapshot = loader.load()
+    model.apply(snapshot)
+    clock.advance(60)
+    outbox.cancel([outbox.deliveries(exam_id=other.exam_id)[0].delivery_id])
+    snapshot = loader.load(snapshot.newest_update)
+    model.apply(snapshot)
+
+    # Another process deletes the exam; none of its deliveries changes.
+    profile.library.delete(deleted.exam_id)
+    changes = loader.load(snapshot.newest_update)
+    model.apply(changes)
+
+    assert {d.exam_id for d in changes.deliveries} == {other.exam_id}
+    labels = {
+        model.index(row, Column.EXAM).data()
+        for row in range(model.rowCount())
+        if model.index(row, Column.EXAM).data(Role.EXAM_ID) == deleted.exam_id
+    }
+    assert labels == {f"Exam {deleted.exam_id[:8]} (not in the library)"}
+
+
 def test_edited_exam_relabelled_on_its_change(
     profile: Workspace,
     outbox: Outbox,

@@ -176,7 +176,9 @@ class ActivityLoader:
     Call :meth:`load` from one worker at a time: the exam labels it caches are
     not locked. A cached label is read again when a load meets a delivery of
     its exam and the exam's manifest has changed or is gone, so a deleted
-    exam's patient name leaves the page; a full load checks every exam.
+    exam's patient name leaves the page. A full load checks every exam, and
+    so does any load after the library folder changed (an exam added or
+    deleted, by this process or another).
     """
 
     def __init__(self, outbox: Outbox, library: ExamLibrary) -> None:
@@ -184,6 +186,7 @@ class ActivityLoader:
         self.library = library
         self._exams: dict[str, ExamInfo] = {}
         self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._library_stamp: int | None = None
 
     def load(self, since: float | None = None) -> ActivitySnapshot:
         """Read the outbox: everything when ``since`` is None, else the changes.
@@ -197,7 +200,12 @@ class ActivityLoader:
         else:
             deliveries = self.outbox.deliveries(updated_since=since - LOOKBACK_S)
         servers = server_summaries(self.outbox)
-        self._learn_exams(delivery.exam_id for delivery in deliveries)
+        exam_ids = {delivery.exam_id for delivery in deliveries}
+        library_stamp = _modified_ns(self.library.root)
+        if library_stamp != self._library_stamp:
+            self._library_stamp = library_stamp
+            exam_ids |= set(self._exams)
+        self._learn_exams(exam_ids)
 
         newest = max((d.updated_at for d in deliveries), default=since)
         if since is not None and newest is not None:
@@ -231,6 +239,14 @@ class ActivityLoader:
                     )
             self._exams[exam_id] = info
             self._stamps[exam_id] = stamp
+
+
+def _modified_ns(folder: Path) -> int | None:
+    """Return the modification time of a folder, or None when it is missing."""
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _manifest_stamp(folder: Path) -> tuple[int, int] | None:
