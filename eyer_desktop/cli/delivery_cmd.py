@@ -73,7 +73,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="today",
         help="YYYY-MM-DD, a range YYYY-MM-DD..YYYY-MM-DD, 'today' or 'any'",
     )
-    worklist.add_argument("--name", default="", help="patient name, * and ? allowed")
+    worklist.add_argument(
+        "--name",
+        default="",
+        help=(
+            "part of the patient's name, family or given name first; case and "
+            "accents ignored; * and ? allowed"
+        ),
+    )
     worklist.add_argument(
         "--station",
         action="store_true",

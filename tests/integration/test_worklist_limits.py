@@ -62,7 +62,7 @@ def test_more_entries_than_the_limit_stop_the_query(six_entries: DcmtkServer) ->
         query_worklist(endpoint, WorklistQuery(dates=None), max_items=ENTRIES - 1)
 
     assert "more than 5 entries" in str(caught.value)
-    assert "Narrow it to one day" in str(caught.value)
+    assert "Query one day at a time" in str(caught.value)
     assert not caught.value.transient
 
 

@@ -1,11 +1,10 @@
 """Modality Worklist query (C-FIND) and the items it returns.
 
-Servers differ in how they match non-ASCII names: dcmtk's wlmscpfs compares
-bytes, so a name stored in ISO_IR 100 never matches a query encoded in UTF-8.
-The query therefore sends only the ASCII part of a name pattern, with ``?``
-and each run of other characters widened to ``*``, and the full pattern is
-applied to the decoded names here, ignoring case. The server still decides
-how the ASCII part matches (wlmscpfs, for one, is case-sensitive).
+Servers differ in how they match names: dcmtk's wlmscpfs compares bytes, so
+a name stored in ISO_IR 100 never matches a query encoded in UTF-8, and it is
+case-sensitive. The query therefore requests every name, and the name pattern
+is applied to the decoded names here, ignoring case and accents, with the
+family and given names in either order.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import datetime as dt
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -53,7 +53,7 @@ _CS_PATTERN = re.compile(r"[A-Z0-9 _]*")
 
 MAX_WORKLIST_ITEMS = 2000
 """Entries one query may return. More means a query too wide to pick a
-patient from (every date, no name), or a server that never ends its responses."""
+patient from (every date), or a server that never ends its responses."""
 
 QUERY_EXTRA_SECONDS = 120.0
 """Seconds a query may take on top of the DIMSE timeout, which the first
@@ -149,15 +149,35 @@ class WorklistQuery:
         return identifier
 
     def matches_name(self, name: str) -> bool:
-        """Return whether a decoded PatientName matches ``patient_name``."""
-        if not self.patient_name:
+        """Return whether a decoded PatientName matches ``patient_name``.
+
+        Case and accents are ignored, ``^`` counts as a space, and the name
+        is tried as family name first and as given name first. A pattern
+        without ``*`` or ``?`` matches any name that contains it.
+        """
+        pattern = _name_key(self.patient_name)
+        if not pattern:
             return True
-        return _wildcard_regex(self.patient_name).fullmatch(name.casefold()) is not None
+        if "*" not in pattern and "?" not in pattern:
+            pattern = f"*{pattern}*"
+        regex = _wildcard_regex(pattern)
+        components = [_name_key(part) for part in name.split("^")[:3]]
+        components = [part for part in components if part]
+        family_first = " ".join(components)
+        given_first = " ".join(components[1:] + components[:1])
+        return any(regex.fullmatch(form) for form in (family_first, given_first))
+
+
+def _name_key(text: str) -> str:
+    """Return a name folded for matching: no accents, no case, single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("^", " "))
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(bare.casefold().split())
 
 
 def _wildcard_regex(pattern: str) -> re.Pattern[str]:
     parts = []
-    for char in pattern.casefold():
+    for char in pattern:
         if char == "*":
             parts.append(".*")
         elif char == "?":
@@ -407,15 +427,16 @@ class _QueryLimits:
         if received > self.max_items:
             raise DeliveryError(
                 f"The worklist of {self.endpoint} has more than {self.max_items} "
-                f"entries for this query, so it was stopped. Narrow it to one "
-                f"day, or to a patient name.",
+                f"entries for these dates and this modality, so the query was "
+                f"stopped. Query one day at a time, or only the steps scheduled "
+                f"for this station.",
                 transient=False,
             )
         if time.monotonic() > self.ends_at:
             raise DeliveryError(
                 f"The worklist query to {self.endpoint} took longer than its "
                 f"DIMSE timeout plus {self.extra_seconds:.0f} s and was stopped "
-                f"after {received} entries. Narrow the query, or check the "
+                f"after {received} entries. Query fewer days, or check the "
                 f"server.",
                 transient=True,
             )
