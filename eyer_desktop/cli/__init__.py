@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -106,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _TerminatedError:
         print("terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # The reader of the output went away, as `head` does once it has its
+        # lines. Output still buffered goes nowhere, so that Python's final
+        # flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     finally:
         if handles_sigterm:
             signal.signal(signal.SIGTERM, previous_handler)
