@@ -248,6 +248,14 @@ def _report_exams(context: Workspace, exams: Sequence[Exam]) -> int:
 
 
 def _state_note(deliveries: Sequence[Delivery]) -> str:
+    cancelled = sum(d.state is DeliveryState.CANCELLED for d in deliveries)
+    note = _unfinished_note(deliveries)
+    if not cancelled:
+        return note
+    return f"{cancelled} cancelled; {note}" if note else f"{cancelled} cancelled"
+
+
+def _unfinished_note(deliveries: Sequence[Delivery]) -> str:
     for delivery in deliveries:
         if delivery.state is DeliveryState.FAILED:
             return f"failed: {delivery.last_error}"
@@ -445,8 +453,18 @@ def retry_outbox_now(context: Workspace, args: argparse.Namespace) -> int:
 def cancel_outbox(context: Workspace, args: argparse.Namespace) -> int:
     if not _check_ids(context, args.ids, _CANCELLABLE, "cancelled"):
         return 2
+    wanted = set(args.ids)
+    sending = sum(
+        delivery.delivery_id in wanted
+        for delivery in context.outbox.deliveries(states=[DeliveryState.SENDING])
+    )
     count = context.outbox.cancel(args.ids)
     print(f"{count} deliveries cancelled")
+    if sending:
+        print(
+            f"{sending} of them were being sent; the server may still store "
+            "those images, which stay cancelled here"
+        )
     return 0
 
 

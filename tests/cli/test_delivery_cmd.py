@@ -314,6 +314,21 @@ def test_cancel_stops_queued_delivery(
     assert len(storescp_jpeg.received_files()) == 1
 
 
+def test_send_report_counts_cancelled(run_cli: RunCli, tmp_path: Path) -> None:
+    key = add_storage_server(run_cli, "Arquivo", free_port())
+    exam_id = import_exam(run_cli, tmp_path / "images")
+    first_id = ids_of(outbox_rows(run_cli))[0]
+    assert run_cli("outbox", "cancel", first_id).code == 0
+
+    result = run_cli("send", exam_id)
+
+    assert result.code == 1
+    [row] = [line for line in result.out.splitlines() if key in line]
+    assert "0/2" in row
+    assert "1 cancelled; " in row
+    assert "refused" in row
+
+
 @pytest.mark.integration
 def test_list_filters_by_server_state_and_exam(
     run_cli: RunCli,

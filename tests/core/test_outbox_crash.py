@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from eyer_desktop.cli import main as cli_main
 from eyer_desktop.core.delivery import DeliveryEngine
 from eyer_desktop.core.outbox import DeliveryState, Outbox, Route
 from eyer_desktop.core.paths import AppPaths
@@ -113,6 +114,33 @@ def test_kill_mid_batch_resumes_unconfirmed(
 
         assert len(sender.image_ids_sent_to("EYE001")) == 6
         assert outbox.counts()["EYE001"][DeliveryState.SENT] == 9
+
+
+def test_cancel_command_warns_of_delivery_being_sent(
+    isolated_profile: AppPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outbox_path = isolated_profile.outbox_file
+    with Outbox(outbox_path) as outbox:
+        outbox.enqueue(make_items("cancel", 9), PRIMARY)
+
+    with start_worker("hang", outbox_path, tmp_path / "confirmed.txt") as worker:
+        wait_for_line(worker, "mid-batch")
+        with Outbox(outbox_path) as outbox:
+            sending = outbox.deliveries(states=[DeliveryState.SENDING])
+            queued = outbox.deliveries(states=[DeliveryState.QUEUED])
+        ids = [str(sending[0].delivery_id), str(queued[0].delivery_id)]
+        try:
+            code = cli_main(["outbox", "cancel", *ids])
+        finally:
+            kill(worker)
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines() == [
+        "2 deliveries cancelled",
+        "1 of them were being sent; the server may still store those images, "
+        "which stay cancelled here",
+    ]
 
 
 def test_kills_at_random_moments_lose_nothing(
