@@ -402,7 +402,8 @@ class DeliveryEngine:
         """Run until no delivery is queued or the deadline passes.
 
         Between runs the engine sleeps until the next delivery is due. Paused and
-        failed deliveries do not count as queued.
+        failed deliveries do not count as queued. A stop request ends it after
+        the current run.
 
         Args:
             deadline: Time on the engine's clock after which no run starts.
@@ -410,6 +411,8 @@ class DeliveryEngine:
         summary = RunSummary()
         while True:
             summary.add(self.run_once())
+            if not self.is_running():
+                return summary
             next_due = self.outbox.next_due_at()
             if next_due is None:
                 summary.idle = True

@@ -316,3 +316,15 @@ def test_interrupt_waits_for_the_image_being_sent(
     assert DeliveryState.SENDING not in states
     assert 1 <= sent < 6
     assert states.count(DeliveryState.QUEUED) == 6 - sent
+
+
+def test_stop_ends_run_until_idle(outbox: Outbox, clock: FakeClock) -> None:
+    sender = ConfirmingSender()
+    engine = make_engine(outbox, sender, clock)
+    sender.after_each = lambda box, delivery: engine.request_stop()
+    enqueue_exam(outbox, [MIRROR], make_exam("a", 3))
+
+    summary = engine.run_until_idle(deadline=clock() + 3600)
+
+    assert summary.sent == 1
+    assert not summary.idle
