@@ -453,9 +453,9 @@ def retry_outbox_now(context: Workspace, args: argparse.Namespace) -> int:
 def cancel_outbox(context: Workspace, args: argparse.Namespace) -> int:
     if not _check_ids(context, args.ids, _CANCELLABLE, "cancelled"):
         return 2
-    wanted = set(args.ids)
+    requested = set(args.ids)
     sending = sum(
-        delivery.delivery_id in wanted
+        delivery.delivery_id in requested
         for delivery in context.outbox.deliveries(states=[DeliveryState.SENDING])
     )
     count = context.outbox.cancel(args.ids)

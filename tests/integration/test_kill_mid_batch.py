@@ -64,31 +64,49 @@ def workspace() -> Iterator[Workspace]:
     opened.close()
 
 
-def test_kill_mid_batch_keeps_confirmed_images(
-    paced_storescp: DcmtkServer, workspace: Workspace
-) -> None:
-    settings = DicomStorageSettings(
-        called_ae="STORESCP", host="127.0.0.1", port=paced_storescp.port
-    )
+def queue_for_archive(workspace: Workspace, port: int, images: int) -> tuple[str, int]:
+    """Add storescp at ``port`` as a mirror and queue sample exams for it
+    until at least ``images`` deliveries wait; return its key and the count.
+    """
+    settings = DicomStorageSettings(called_ae="STORESCP", host="127.0.0.1", port=port)
     key = workspace.servers.add("Arquivo", "mirror", settings).key
     workspace.save_servers()
     queued = 0
     for exam in write_sample_exams(workspace.library, size=64):
-        if queued >= IMAGES:
+        if queued >= images:
             break
         queued += enqueue_exam(workspace.outbox, list(workspace.servers), exam)
+    return key, queued
 
-    sender = subprocess.Popen(
+
+def start_outbox_run() -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "eyer_desktop", "outbox", "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def wait_for_files(
+    server: DcmtkServer, count: int, sender: subprocess.Popen[str]
+) -> None:
+    """Wait until storescp has written ``count`` files, while ``sender`` runs."""
+    deadline = time.monotonic() + WAIT_S
+    while len(server.received_files()) < count:
+        assert sender.poll() is None, sender.communicate()
+        assert time.monotonic() < deadline, "storescp received too little"
+        time.sleep(0.05)
+
+
+def test_kill_mid_batch_keeps_confirmed_images(
+    paced_storescp: DcmtkServer, workspace: Workspace
+) -> None:
+    key, queued = queue_for_archive(workspace, paced_storescp.port, IMAGES)
+
+    sender = start_outbox_run()
     try:
-        deadline = time.monotonic() + WAIT_S
-        while len(paced_storescp.received_files()) < STORED_BEFORE_KILL:
-            assert sender.poll() is None, sender.communicate()
-            assert time.monotonic() < deadline, "storescp received too little"
-            time.sleep(0.05)
+        wait_for_files(paced_storescp, STORED_BEFORE_KILL, sender)
     finally:
         os.kill(sender.pid, signal.SIGKILL)
         sender.communicate(timeout=30)
@@ -112,32 +130,14 @@ def test_kill_mid_batch_keeps_confirmed_images(
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_batch_stops_after_the_image_on_the_wire(
+def test_signal_stops_after_image_on_wire(
     paced_storescp: DcmtkServer, workspace: Workspace, stop_signal: signal.Signals
 ) -> None:
-    settings = DicomStorageSettings(
-        called_ae="STORESCP", host="127.0.0.1", port=paced_storescp.port
-    )
-    key = workspace.servers.add("Arquivo", "mirror", settings).key
-    workspace.save_servers()
-    queued = 0
-    for exam in write_sample_exams(workspace.library, size=64):
-        if queued >= SIGNAL_IMAGES:
-            break
-        queued += enqueue_exam(workspace.outbox, list(workspace.servers), exam)
+    key, queued = queue_for_archive(workspace, paced_storescp.port, SIGNAL_IMAGES)
 
-    sender = subprocess.Popen(
-        [sys.executable, "-m", "eyer_desktop", "outbox", "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    sender = start_outbox_run()
     try:
-        deadline = time.monotonic() + WAIT_S
-        while len(paced_storescp.received_files()) < 2:
-            assert sender.poll() is None, sender.communicate()
-            assert time.monotonic() < deadline, "storescp received too little"
-            time.sleep(0.05)
+        wait_for_files(paced_storescp, 2, sender)
         os.kill(sender.pid, stop_signal)
         signalled = time.monotonic()
         _, err = sender.communicate(timeout=WAIT_S)

@@ -417,7 +417,7 @@ class _Parser:
                 "DNL marker, which is not supported"
             )
         if precision < 2:
-            # The fewest bits per sample of any JPEG process is 2 (lossless).
+            # The minimum precision of any JPEG process is 2 bits (lossless).
             raise JpegFormatError(
                 f"its frame header declares {precision} bits per sample, which "
                 "no JPEG process has"

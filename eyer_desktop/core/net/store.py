@@ -199,10 +199,10 @@ def store(
                     break
                 outcomes[index] = sender.send(item)
 
-    kept = outcomes if stopped_at is None else outcomes[:stopped_at]
+    processed = outcomes if stopped_at is None else outcomes[:stopped_at]
     report = StoreReport(
         endpoint=str(endpoint),
-        outcomes=tuple(outcome for outcome in kept if outcome is not None),
+        outcomes=tuple(outcome for outcome in processed if outcome is not None),
         elapsed=time.monotonic() - started,
         stopped=stopped_at is not None,
     )
