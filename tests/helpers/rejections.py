@@ -1,9 +1,10 @@
 """Repeat a request that a dcmtk peer rejects until the rejection is read.
 
-Now and then, with dcmtk's wlmscpfs (3.6.7) rejecting an unknown called AE
-title on loopback, the client reports the connection closed before it has
-read the A-ASSOCIATE-RJ; this was seen once in a CI run of the suite, and
-its cause (the peer's close or pynetdicom's reading) was not traced. A
+Now and then, with a dcmtk peer (3.6.7) rejecting an association on
+loopback, the client reports the connection closed before it has read the
+A-ASSOCIATE-RJ. This was seen once in a CI run with wlmscpfs rejecting an
+unknown called AE title, and once with storescp ``--refuse``; its cause
+(the peer's close or pynetdicom's reading) was not traced. A
 connection closed without an answer is rightly treated as transient, so
 tests of how a rejection is classified repeat the request until the
 rejection itself arrives.

@@ -125,16 +125,13 @@ def test_echo_unknown_called_ae_is_permanent(tmp_path: Path) -> None:
 
 
 def test_echo_refused_association_is_permanent(tmp_path: Path) -> None:
-    with (
-        run_storescp(
-            tmp_path / "refusing", accept_jpeg=True, extra_arguments=["--refuse"]
-        ) as server,
-        pytest.raises(DeliveryError) as caught,
-    ):
-        echo(endpoint_at(server.port))
+    with run_storescp(
+        tmp_path / "refusing", accept_jpeg=True, extra_arguments=["--refuse"]
+    ) as server:
+        error = rejection_of(lambda: echo(endpoint_at(server.port)))
 
-    assert caught.value.transient is False
-    assert "rejected the association" in str(caught.value)
+    assert error.transient is False
+    assert "rejected the association" in str(error)
 
 
 @pytest.fixture(name="pki", scope="module")
