@@ -163,7 +163,8 @@ class _ServerRun:
     stored_at: float = 0.0
     """time.monotonic() of the last storing of confirmed outcomes."""
     batch: int = 0
-    """Number of the batch being sent; a timer of an earlier one does nothing."""
+    """Counter that changes at the start and the end of each batch, so that a
+    timer armed in an earlier batch does nothing."""
     timer: threading.Timer | None = None
     """Stores confirmed outcomes that would otherwise wait for the next one."""
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -193,7 +193,7 @@ def test_store_to_slow_reader_ends(storescp_jpeg: DcmtkServer, tmp_path: Path) -
     assert outcome.status is StoreStatus.NOT_SENT
     assert isinstance(outcome.error, DeliveryError)
     message = str(outcome.error)
-    assert "read the request too slowly: the first " in message
+    assert "read the request too slowly: its first " in message
     assert "check the network link to the server" in message
     limit = SLOW_READ_NETWORK_S + transfer_seconds(size)
     assert finished.elapsed <= limit + SLACK_S

@@ -310,7 +310,7 @@ class _TunedAssociationSocket(AssociationSocket):
 
     def _note_slow_send(self, written: int, deadline: Deadline) -> None:
         self.slow_send = (
-            f"the first {written:,} bytes of it were not taken within "
+            f"its first {written:,} bytes were not all taken within "
             f"{deadline.seconds:.0f} s, the network timeout of "
             f"{self._endpoint.network_timeout:g} s plus {MIN_TRANSFER_RATE_TEXT}; "
             "check the network link to the server, or raise its network timeout"
