@@ -131,6 +131,21 @@ class Worker(QRunnable):
             self.signals.finished.emit(result)
 
 
+def keep_threads(pool: QThreadPool) -> None:
+    """Keep the pool's threads alive while the pool lives.
+
+    Qt 6 restarts an expired pool thread in start() only after waiting for
+    it to finish, and a thread that ran Python code needs the GIL to finish.
+    PySide keeps the GIL during start(), so that wait can deadlock. Threads
+    that never expire are never waited for.
+
+    NOTE: this explains a hang whose call stacks showed the GUI thread inside
+    QThreadPool.start and every other Python thread waiting; the hang was
+    not reproduced on demand.
+    """
+    pool.setExpiryTimeout(-1)
+
+
 class WorkerPool(QObject):
     """A QThreadPool that keeps its workers alive until their ending arrives.
 
@@ -147,11 +162,17 @@ class WorkerPool(QObject):
         self.setObjectName(name)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
+        keep_threads(self._pool)
         self._active: set[Worker] = set()
 
     @property
     def max_threads(self) -> int:
         return self._pool.maxThreadCount()
+
+    @property
+    def expiry_timeout_ms(self) -> int:
+        """Milliseconds an idle thread lives; -1 (see :func:`keep_threads`)."""
+        return self._pool.expiryTimeout()
 
     def active_count(self) -> int:
         """Return the number of workers started whose ending has not arrived yet."""

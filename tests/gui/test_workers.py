@@ -143,3 +143,8 @@ def gui_thread() -> QThread:
     app = QApplication.instance()
     assert app is not None
     return app.thread()
+
+
+def test_pool_threads_never_expire(pools: Pools) -> None:
+    assert pools.general.expiry_timeout_ms == -1
+    assert pools.lane("PAC001").expiry_timeout_ms == -1

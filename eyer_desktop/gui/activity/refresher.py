@@ -28,7 +28,7 @@ from eyer_desktop.gui.activity.loader import (
 )
 from eyer_desktop.gui.activity.model import ActivityModel
 from eyer_desktop.gui.activity.servers_model import ServerStatusModel
-from eyer_desktop.gui.workers import Worker, WorkerCancelledError
+from eyer_desktop.gui.workers import Worker, WorkerCancelledError, keep_threads
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class ActivityRefresher(QObject):
         # that load, connected to the refresher's methods, is then dropped.
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
+        keep_threads(self.pool)
         self._worker: Worker | None = None
         self.deliveries = deliveries
         self.servers = servers
